@@ -1,0 +1,1 @@
+"""Mean-field (DMFT) and kernel theory of lazy and rich training, compared with lazyrich sweeps."""

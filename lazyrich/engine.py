@@ -1,0 +1,242 @@
+"""The batched sweep engine: grid -> chunks -> jit(vmap(scan(step))) -> xarray.Dataset.
+
+For every value of the static (shape-changing) axes the engine compiles one function that runs a
+whole chunk of batched runs: `jax.vmap` over runs of a `lax.scan` over log points, each an inner
+`lax.scan` of `log_every` optimisation steps. Every run draws its randomness from
+`jax.random.key(seed)` alone and every batched parameter is a traced value even when it is not
+swept, so a run gives the same numbers whichever other runs share its chunk (bit-identical for a
+fixed chunk shape; to rounding across chunk sizes). The last chunk is padded by repeating its
+last run so all chunks share one compiled shape.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax import lax
+from tqdm.auto import tqdm
+
+from lazyrich.experiments.base import Experiment, get_experiment
+from lazyrich.grid import Grid, make_grid
+
+DEFAULT_MEMORY_BUDGET_BYTES = 1 << 30
+
+
+def _make_run_one(experiment: Experiment, static: Mapping[str, Any]):
+    """One run as a pure function of its batched parameters (a dict of traced scalars)."""
+    n_log = static["steps"] // static["log_every"]
+    loss = experiment.loss
+
+    def mask(logged, diverged):
+        return {k: jnp.where(diverged, jnp.nan, v) for k, v in logged.items()}
+
+    def run_one(batched: dict[str, jax.Array]):
+        params = {**static, **batched}
+        state0 = experiment.init(jax.random.key(params["seed"]), params)
+        once = experiment.run_metrics(state0, params) if experiment.run_metrics else {}
+
+        def inner(state, _):
+            return experiment.step(state, params), None
+
+        def outer(carry, _):
+            state, diverged = carry
+            state, _ = lax.scan(inner, state, None, length=static["log_every"])
+            logged = experiment.metrics(state, params)
+            diverged = diverged | ~jnp.isfinite(logged[loss])
+            return (state, diverged), mask(logged, diverged)
+
+        logged0 = experiment.metrics(state0, params)
+        diverged0 = ~jnp.isfinite(logged0[loss])
+        (_, diverged), logged = lax.scan(outer, (state0, diverged0), None, length=n_log)
+        curves = {k: jnp.concatenate([v[None], logged[k]]) for k, v in
+                  mask(logged0, diverged0).items()}
+        return curves, once, diverged
+
+    return run_one
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled_runner(experiment: Experiment, static_items: tuple, dtype: str):
+    """jit(vmap(run_one)) for one static point and float dtype, cached across sweeps."""
+    return jax.jit(jax.vmap(_make_run_one(experiment, dict(static_items))))
+
+
+def _batched_dtype(kind: str):
+    return jnp.result_type(float) if kind == "float" else jnp.result_type(int)
+
+
+def _chunk_inputs(grid: Grid, columns: dict[str, np.ndarray], index: np.ndarray) -> dict:
+    """Batched parameter arrays for the runs `index` (swept and constant ones alike)."""
+    params = grid.experiment.parameters
+    inputs = {}
+    for name, values in columns.items():
+        inputs[name] = jnp.asarray(values[index], _batched_dtype(params[name].kind))
+    for name, value in grid.batched_scalars().items():
+        inputs[name] = jnp.full(index.shape, value, _batched_dtype(params[name].kind))
+    return inputs
+
+
+def _bytes_per_run(grid: Grid, static: Mapping[str, Any]) -> int:
+    """Rough memory of one run: its state (x4 for gradients and temporaries) and its logs."""
+    experiment = grid.experiment
+    example = _chunk_inputs(grid, grid.batched_columns(), np.zeros(1, dtype=int))
+    one = {k: v[0] for k, v in example.items()}
+
+    def state_of(batched):
+        return experiment.init(jax.random.key(batched["seed"]), {**static, **batched})
+
+    leaves = jax.tree_util.tree_leaves(jax.eval_shape(state_of, one))
+    state_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in leaves)
+    n_log = static["steps"] // static["log_every"] + 1
+    return 4 * state_bytes + 8 * n_log * len(experiment.outputs)
+
+
+def _check_engine_options(chunk_size, progress, memory_budget_bytes) -> None:
+    if chunk_size is not None and (isinstance(chunk_size, bool)
+                                   or not isinstance(chunk_size, int | np.integer)):
+        raise TypeError(f"chunk_size={chunk_size!r} has type {type(chunk_size).__name__}; "
+                        f"chunk_size must be a positive integer or None")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size={chunk_size!r} is out of range; chunk_size must be a "
+                         f"positive integer or None")
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress={progress!r} has type {type(progress).__name__}; progress "
+                        f"must be True or False")
+    if isinstance(memory_budget_bytes, bool) or not isinstance(memory_budget_bytes,
+                                                               int | np.integer) \
+            or memory_budget_bytes < 1:
+        raise ValueError(f"memory_budget_bytes={memory_budget_bytes!r}: must be a positive "
+                         f"integer")
+
+
+def sweep(experiment: str | Experiment, *, chunk_size: int | None = None, progress: bool = True,
+          memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES, **params) -> xr.Dataset:
+    """Run every combination of the given parameters and return the results as a Dataset.
+
+    Args:
+        experiment: name of a registered experiment (see `lazyrich.experiments()`).
+        chunk_size: most runs computed at once (in memory together); default: as many as fit in
+            `memory_budget_bytes`, at most all runs of one static point.
+        progress: show a progress bar over runs (runs/s, ETA).
+        memory_budget_bytes: memory allowed for one chunk when `chunk_size` is None.
+        **params: experiment parameters. A list/tuple/range/1-d array makes a sweep axis (even of
+            length 1), in keyword order; a scalar fixes the parameter for every run.
+
+    Returns:
+        xarray.Dataset with one dimension per sweep axis plus `step` (logged step numbers
+        0, log_every, ..., steps) for curves; one value per run for per-run outputs; a boolean
+        `diverged` (axes...) marking runs whose loss became NaN/inf (their later values are NaN);
+        a `time` coordinate (step x the experiment's time-scale parameter) where it has one;
+        `attrs` hold the configuration (`config`, JSON) and library versions.
+
+    Raises:
+        ValueError / TypeError: bad experiment name, parameter name, value, or engine option, all
+            before anything is compiled.
+    """
+    exp = get_experiment(experiment)
+    _check_engine_options(chunk_size, progress, memory_budget_bytes)
+    grid = make_grid(exp, params)
+    static_points = list(grid.static_points())
+    if exp.check is not None:
+        for _, static in static_points:
+            exp.check(static)
+    columns = grid.batched_columns()
+    n_batched = int(np.prod([len(a.values) for a in grid.batched_axes], dtype=np.int64))
+    n_log = grid.scalars["steps"] // grid.scalars["log_every"] + 1
+    outputs = exp.active_outputs(grid.scalars)
+    curves = {k: np.empty((len(static_points), n_batched, n_log)) for k, o in outputs.items()
+              if o.per_step}
+    per_run = {k: np.empty((len(static_points), n_batched)) for k, o in outputs.items()
+               if not o.per_step}
+    diverged = np.zeros((len(static_points), n_batched), dtype=bool)
+
+    started = time.perf_counter()
+    with tqdm(total=grid.n_runs, unit="run", disable=not progress,
+              desc=f"sweep {exp.name}") as bar:
+        for s, (_, static) in enumerate(static_points):
+            size = chunk_size or max(1, min(n_batched, memory_budget_bytes
+                                            // _bytes_per_run(grid, static)))
+            size = min(size, n_batched)
+            runner = _compiled_runner(exp, tuple(sorted(static.items())),
+                                      str(jnp.result_type(float)))
+            for start in range(0, n_batched, size):
+                index = np.arange(start, min(start + size, n_batched))
+                padded = np.concatenate([index, np.full(size - len(index), index[-1])])
+                logged, once, bad = runner(_chunk_inputs(grid, columns, padded))
+                for k in curves:
+                    curves[k][s, index] = np.asarray(logged[k])[: len(index)]
+                for k in per_run:
+                    per_run[k][s, index] = np.asarray(once[k])[: len(index)]
+                diverged[s, index] = np.asarray(bad)[: len(index)]
+                bar.update(len(index))
+    return _to_dataset(grid, curves, per_run, diverged, time.perf_counter() - started)
+
+
+def _arrange(grid: Grid, flat: np.ndarray) -> np.ndarray:
+    """(static points, batched runs, ...) -> (axes in keyword order..., ...)."""
+    static_names = [a.name for a in grid.static_axes]
+    batched_names = [a.name for a in grid.batched_axes]
+    shape = [len(a.values) for a in grid.static_axes] + [len(a.values) for a in grid.batched_axes]
+    grouped = flat.reshape(*shape, *flat.shape[2:])
+    current = static_names + batched_names
+    order = [current.index(a.name) for a in grid.axes]
+    return grouped.transpose(*order, *range(len(order), grouped.ndim))
+
+
+def _versions() -> dict[str, str]:
+    from lazyrich import __version__
+    return {"lazyrich_version": __version__, "jax_version": jax.__version__,
+            "numpy_version": np.__version__, "xarray_version": xr.__version__}
+
+
+def _attribute(value: Any) -> Any:
+    """netCDF attributes hold numbers and strings: store booleans as 0/1."""
+    return int(value) if isinstance(value, bool) else value
+
+
+def _to_dataset(grid: Grid, curves: dict, per_run: dict, diverged: np.ndarray,
+                seconds: float) -> xr.Dataset:
+    exp = grid.experiment
+    axis_names = [a.name for a in grid.axes]
+    steps, log_every = grid.scalars["steps"], grid.scalars["log_every"]
+    coords: dict[str, Any] = {a.name: np.asarray(a.values) for a in grid.axes}
+    coords["step"] = ("step", np.arange(0, steps + 1, log_every),
+                      {"units": "optimisation steps"})
+    if exp.time_scale is not None:
+        if exp.time_scale in axis_names:
+            scale = np.asarray(grid.axes[axis_names.index(exp.time_scale)].values, float)
+            coords["time"] = ((exp.time_scale, "step"), scale[:, None] * coords["step"][1])
+        else:
+            coords["time"] = ("step", float(grid.scalars[exp.time_scale]) * coords["step"][1])
+    dtype = jnp.result_type(float)
+    data_vars = {}
+    for k, v in curves.items():
+        data_vars[k] = (axis_names + ["step"], _arrange(grid, v).astype(dtype),
+                        {"description": exp.outputs[k].doc})
+    for k, v in per_run.items():
+        data_vars[k] = (axis_names, _arrange(grid, v).astype(dtype),
+                        {"description": exp.outputs[k].doc})
+    data_vars["diverged"] = (axis_names, _arrange(grid, diverged),
+                             {"description": f"True where {exp.loss} became NaN or inf; later "
+                                             f"values of that run are NaN"})
+    ds = xr.Dataset(data_vars, coords=coords)
+    if "time" in ds.coords:
+        ds["time"].attrs["description"] = f"step x {exp.time_scale}"
+    ds.attrs.update({
+        "experiment": exp.name,
+        "config": json.dumps(grid.config()),
+        "dtype": str(np.dtype(dtype)),
+        "backend": jax.default_backend(),
+        "wall_seconds": seconds,
+        **_versions(),
+        **{k: _attribute(v) for k, v in grid.scalars.items()},
+    })
+    return ds

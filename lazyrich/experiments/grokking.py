@@ -1,0 +1,251 @@
+"""Experiment `grokking`: a two-layer net on a polynomial target, output scale alpha.
+
+Kumar, Bordelon, Gershman, Pehlevan, "Grokking as the transition from lazy to rich training
+dynamics" (ICLR 2024), Sec. 2 and Fig. 1-3; paper page `grokking.md` Sec. 1-3. Full-batch
+gradient descent on L = mean (f - f_0 - y)^2 / alpha^2 with eta = lr_scale * N: the function
+moves at an alpha-independent rate while the weights move ~ 1/alpha, so large alpha is lazy
+(kernel regression with the initial NTK) and alpha ~ 1 with small eps groks (train loss falls
+early, test loss late, when the features align with the target direction beta).
+
+`dynamics` selects how the network is stepped:
+- "network": gradient descent on the N x D weights (readouts optionally trained);
+- "moments": the exact reduction to the neuron population's moments from the same finite-N
+  initialisation (fixed readouts; equal to "network" up to rounding, independent of N in cost);
+- "infinite": the same moments dynamics from the N -> infinity initialisation m_0 = 0,
+  S_0 = init_scale^2 I (the mean-field limit).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from lazyrich.experiments import grokking_model as model
+from lazyrich.experiments.base import Experiment, Output, Parameter, register
+from lazyrich.metrics import (
+    kernel_regression,
+    mean_squared_error,
+    relative_parameter_movement,
+    safe_divide,
+)
+from lazyrich.tasks.polynomial import (
+    TARGETS,
+    polynomial_coefficients,
+    quadratic_model_population_loss,
+    single_index_dataset,
+)
+
+DYNAMICS = ("network", "moments", "infinite")
+
+PARAMETERS = {
+    "alpha": Parameter(1.0, "float", static=False, minimum=0, exclusive_minimum=True,
+                       doc="output scale; larger is lazier"),
+    "eps": Parameter(0.02, "float", static=False,
+                     doc="quadratic coefficient of phi(z) = z + eps z^2 / 2"),
+    "lr_scale": Parameter(0.5, "float", static=False, minimum=0, exclusive_minimum=True,
+                          doc="learning rate per hidden unit: eta = lr_scale * N"),
+    "init_scale": Parameter(1.0, "float", static=False, minimum=0, exclusive_minimum=True,
+                            doc="standard deviation of the initial first-layer weights"),
+    "D": Parameter(100, "int", static=True, minimum=1, doc="input dimension"),
+    "N": Parameter(500, "int", static=True, minimum=1, doc="number of hidden units"),
+    "P": Parameter(550, "int", static=True, minimum=1, doc="number of training examples"),
+    "n_test": Parameter(1000, "int", static=True, minimum=1, doc="number of test examples"),
+    "degree": Parameter(2, "int", static=True, minimum=1,
+                        doc="degree k of the target p(beta . x / sqrt(D))"),
+    "target": Parameter("monomial", "choice", static=True, choices=TARGETS,
+                        doc="target polynomial: z^k or the Hermite polynomial He_k(z)"),
+    "train_readout": Parameter(False, "bool", static=True,
+                               doc="also train the readout weights a_i (initialised to 1)"),
+    "dynamics": Parameter("network", "choice", static=True, choices=DYNAMICS,
+                          doc="step the weights, their exact moments, or the infinite-width "
+                              "moments"),
+    "linearized": Parameter(False, "bool", static=True, sweepable=False,
+                            doc="also train the linearised network and compute kernel "
+                                "regression with the initial NTK"),
+    "steps": Parameter(20_000, "int", static=True, minimum=0, exclusive_minimum=True,
+                       sweepable=False, doc="number of gradient-descent steps"),
+    "log_every": Parameter(100, "int", static=True, minimum=0, exclusive_minimum=True,
+                           sweepable=False, doc="steps between logged values; must divide steps"),
+}
+
+OUTPUTS = {
+    "train_loss": Output("mean squared error of the centred prediction f - f_0 on the training "
+                         "set (alpha^2 L)"),
+    "test_loss": Output("mean squared error of the centred prediction on the n_test test points"),
+    "test_loss_population": Output("exact population test loss E_x (f - f_0 - y)^2, x ~ N(0, I), "
+                                   "from the sufficient statistics"),
+    "v_norm2": Output("|v|^2 / D: the linear (non-generalising) part of the centred function, "
+                      "v = alpha mean_i (a_i w_i - a_i0 w_i0)"),
+    "beta_M_beta": Output("beta^T M beta / D^2, M = alpha (eps/2) mean_i (a_i w_i w_i^T - "
+                          "a_i0 w_i0 w_i0^T): overlap of the learned quadratic form with the "
+                          "target"),
+    "trace_M": Output("tr(M) / D"),
+    "frob_M": Output("||M||_F / D"),
+    "alignment": Output("cosine alignment beta^T M beta / (|beta|^2 ||M||_F), 0 when M = 0"),
+    "param_movement": Output("relative parameter movement |theta - theta_0|^2 / |theta_0|^2"),
+    "lin_train_loss": Output("train loss of the linearised network trained side by side",
+                             when="linearized"),
+    "lin_test_loss": Output("test loss of the linearised network", when="linearized"),
+    "kernel_test_loss": Output("test loss of ridgeless kernel regression with the initial NTK "
+                               "(the lazy limit, t -> infinity)", per_step=False,
+                               when="linearized"),
+}
+
+
+def _check(params: dict) -> None:
+    if params["dynamics"] != "network" and params["train_readout"]:
+        raise ValueError(f"train_readout=True needs dynamics='network' (got "
+                         f"dynamics={params['dynamics']!r}): with trained readouts the moment "
+                         f"reduction does not close")
+    if params["dynamics"] != "network" and params["linearized"]:
+        raise ValueError(f"linearized=True needs dynamics='network' (got "
+                         f"dynamics={params['dynamics']!r})")
+
+
+def _coefficients(p: dict) -> tuple[float, ...]:
+    return polynomial_coefficients(p["target"], p["degree"])
+
+
+def init(key: jax.Array, p: dict) -> dict:
+    """Draw data, teacher and first-layer weights W_0 ~ N(0, init_scale^2) of shape (N, D)."""
+    key_data, key_weights = jax.random.split(key)
+    data = single_index_dataset(key_data, p["P"], p["n_test"], p["D"], _coefficients(p))
+    dtype = data["x_train"].dtype
+    weights = p["init_scale"] * jax.random.normal(key_weights, (p["N"], p["D"]), dtype)
+    if p["dynamics"] == "network":
+        net = {"W": weights}
+        if p["train_readout"]:
+            net["a"] = jnp.ones(p["N"], dtype)
+        state = {"net": net, "net0": net}
+        if p["linearized"]:
+            state["lin"] = net
+        output = model.network_output
+        state_key = "net"
+    else:
+        if p["dynamics"] == "moments":
+            m0 = jnp.mean(weights, axis=0)
+            s0 = weights.T @ weights / p["N"]
+        else:
+            m0 = jnp.zeros(p["D"], dtype)
+            s0 = p["init_scale"] ** 2 * jnp.eye(p["D"], dtype=dtype)
+        moments = {"m": m0, "S": s0, "C": s0}
+        state = {"moments": moments, "moments0": moments}
+        output = model.moments_output
+        state_key = "moments"
+    state["data"] = data
+    state["f0_train"] = output(state[state_key], data["x_train"], p["alpha"], p["eps"])
+    state["f0_test"] = output(state[state_key], data["x_test"], p["alpha"], p["eps"])
+    return state
+
+
+def _network_loss(net, x, f0, y, p):
+    prediction = model.network_output(net, x, p["alpha"], p["eps"]) - f0
+    return mean_squared_error(prediction, y) / p["alpha"] ** 2
+
+
+def _linearized_output(lin, net0, x, p):
+    """Centred output of the first-order Taylor expansion at net0 (one jvp)."""
+    def output(net):
+        return model.network_output(net, x, p["alpha"], p["eps"])
+    tangent = jax.tree_util.tree_map(jnp.subtract, lin, net0)
+    return jax.jvp(output, (net0,), (tangent,))[1]
+
+
+def _linearized_loss(lin, net0, x, y, p):
+    return mean_squared_error(_linearized_output(lin, net0, x, p), y) / p["alpha"] ** 2
+
+
+def _gradient_step(tree, gradient, learning_rate):
+    return jax.tree_util.tree_map(lambda w, g: w - learning_rate * g, tree, gradient)
+
+
+def step(state: dict, p: dict) -> dict:
+    """One full-batch gradient-descent step (network, moments, and linearised model if any)."""
+    data = state["data"]
+    x, y = data["x_train"], data["y_train"]
+    learning_rate = p["lr_scale"] * p["N"]
+    new = dict(state)
+    if "net" in state:
+        gradient = jax.grad(_network_loss)(state["net"], x, state["f0_train"], y, p)
+        new["net"] = _gradient_step(state["net"], gradient, learning_rate)
+        if "lin" in state:
+            lin_gradient = jax.grad(_linearized_loss)(state["lin"], state["net0"], x, y, p)
+            new["lin"] = _gradient_step(state["lin"], lin_gradient, learning_rate)
+    else:
+        residual = model.moments_output(state["moments"], x, p["alpha"], p["eps"]) \
+            - state["f0_train"] - y
+        new["moments"] = model.moments_step(state["moments"], residual, x,
+                                            state["moments0"]["m"], p["alpha"], p["eps"],
+                                            p["lr_scale"])
+    return new
+
+
+def _statistics(v: jax.Array, M: jax.Array, beta: jax.Array, coefficients) -> dict:
+    dim = beta.shape[0]
+    beta_m_beta = beta @ M @ beta
+    frob = jnp.sqrt(jnp.sum(M * M))
+    return {
+        "test_loss_population": quadratic_model_population_loss(v, M, beta, coefficients),
+        "v_norm2": v @ v / dim,
+        "beta_M_beta": beta_m_beta / dim**2,
+        "trace_M": jnp.trace(M) / dim,
+        "frob_M": frob / dim,
+        "alignment": safe_divide(beta_m_beta, (beta @ beta) * frob),
+    }
+
+
+def metrics(state: dict, p: dict) -> dict:
+    """Losses, sufficient statistics and parameter movement of the current state."""
+    data = state["data"]
+    alpha, eps = p["alpha"], p["eps"]
+    if "net" in state:
+        net, net0 = state["net"], state["net0"]
+        f_train = model.network_output(net, data["x_train"], alpha, eps)
+        f_test = model.network_output(net, data["x_test"], alpha, eps)
+        v, M = model.network_function_coefficients(net, net0, alpha, eps)
+        movement = relative_parameter_movement(net, net0)
+    else:
+        moments, moments0 = state["moments"], state["moments0"]
+        f_train = model.moments_output(moments, data["x_train"], alpha, eps)
+        f_test = model.moments_output(moments, data["x_test"], alpha, eps)
+        v, M = model.moments_function_coefficients(moments, moments0, alpha, eps)
+        trace_s0 = jnp.trace(moments0["S"])
+        movement = (jnp.trace(moments["S"]) - 2 * jnp.trace(moments["C"]) + trace_s0) / trace_s0
+    out = {
+        "train_loss": mean_squared_error(f_train - state["f0_train"], data["y_train"]),
+        "test_loss": mean_squared_error(f_test - state["f0_test"], data["y_test"]),
+        "param_movement": movement,
+        **_statistics(v, M, data["beta"], _coefficients(p)),
+    }
+    if "lin" in state:
+        for split in ("train", "test"):
+            x, y = data[f"x_{split}"], data[f"y_{split}"]
+            lin_output = _linearized_output(state["lin"], state["net0"], x, p)
+            out[f"lin_{split}_loss"] = mean_squared_error(lin_output, y)
+    return out
+
+
+def run_metrics(state: dict, p: dict) -> dict:
+    """Once per run, from the initial state: kernel regression with the initial NTK."""
+    if "lin" not in state:
+        return {}
+    data, net0 = state["data"], state["net0"]
+    kernel_train = model.network_ntk(net0, data["x_train"], data["x_train"], p["alpha"], p["eps"])
+    kernel_test = model.network_ntk(net0, data["x_test"], data["x_train"], p["alpha"], p["eps"])
+    prediction = kernel_regression(kernel_train, kernel_test, data["y_train"])
+    return {"kernel_test_loss": mean_squared_error(prediction, data["y_test"])}
+
+
+GROKKING = register(Experiment(
+    name="grokking",
+    doc="two-layer net phi(z) = z + eps z^2/2 on y = p(beta.x/sqrt(D)), output scale alpha "
+        "(Kumar et al. 2023)",
+    parameters=PARAMETERS,
+    outputs=OUTPUTS,
+    init=init,
+    step=step,
+    metrics=metrics,
+    run_metrics=run_metrics,
+    check=_check,
+    time_scale="lr_scale",
+))

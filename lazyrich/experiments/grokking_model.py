@@ -1,0 +1,111 @@
+"""The two-layer network of the grokking experiment and its exact quadratic reduction.
+
+Kumar, Bordelon, Gershman, Pehlevan (2023), Sec. 2 / Fig. 1-3 (paper page `grokking.md`, Sec. 1,
+2, 2b). Pre-activations h_i = w_i . x / sqrt(D), activation phi(z) = z + (eps/2) z^2, output
+
+    f(x) = alpha / N sum_i a_i phi(h_i)        (a_i = 1 unless readouts are trained),
+
+trained on the centred output f - f_0 with loss L = mean_mu (f - f_0 - y)^2 / alpha^2 and
+learning rate eta = lr_scale * N.
+
+Because phi is quadratic, f - f_0 = v . x / sqrt(D) + x^T M x / D exactly, with
+(including the output scale alpha)
+
+    v = alpha mean_i (a_i w_i - a_i0 w_i0),
+    M = alpha (eps/2) mean_i (a_i w_i w_i^T - a_i0 w_i0 w_i0^T).
+
+With fixed readouts every neuron follows the same linear update w_i <- A w_i - k b
+(k = 2 lr_scale / alpha, A = I - k eps G, b = X^T Delta / (P sqrt D),
+G = X^T diag(Delta) X / (P D), Delta the train residuals), so the neuron population's moments
+m = mean_i w_i, S = mean_i w_i w_i^T and C = mean_i w_i w_i0^T evolve in closed form
+(`moments_step`): an exact O(P D^2 + D^3) step independent of the width N.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def network_output(net: dict, x: jax.Array, alpha, eps) -> jax.Array:
+    """f(x) for inputs x (..., D); net holds `W` (N, D) and optionally readouts `a` (N,)."""
+    weights = net["W"]
+    n_hidden, dim = weights.shape
+    h = x @ weights.T / jnp.sqrt(dim)
+    phi = h + 0.5 * eps * h**2
+    if "a" in net:
+        return alpha * (phi @ net["a"]) / n_hidden
+    return alpha * jnp.mean(phi, axis=-1)
+
+
+def network_function_coefficients(net: dict, net0: dict, alpha, eps) -> tuple[jax.Array, jax.Array]:
+    """(v, M) with f(x) - f_0(x) = v . x / sqrt(D) + x^T M x / D exactly (alpha included).
+
+    Returns:
+        v: (D,), M: (D, D) symmetric. Cost O(N D^2).
+    """
+    weights, weights0 = net["W"], net0["W"]
+    n_hidden = weights.shape[0]
+    a = net.get("a", jnp.ones(n_hidden, weights.dtype))
+    a0 = net0.get("a", jnp.ones(n_hidden, weights.dtype))
+    v = alpha * (a @ weights - a0 @ weights0) / n_hidden
+    second = (weights.T * a) @ weights - (weights0.T * a0) @ weights0
+    return v, alpha * 0.5 * eps * second / n_hidden
+
+
+def network_ntk(net: dict, x1: jax.Array, x2: jax.Array, alpha, eps) -> jax.Array:
+    """Empirical neural tangent kernel K(x1, x2) = sum_theta df(x1)/dtheta df(x2)/dtheta.
+
+    Closed form for this model: (alpha/N)^2 [sum_i a_i^2 phi'(h_i) phi'(h_i') x.x'/D
+    (+ sum_i phi(h_i) phi(h_i') when readouts are trained)].
+
+    Args:
+        x1: (P1, D), x2: (P2, D). Returns: (P1, P2). Cost O(P1 P2 (N + D)).
+    """
+    weights = net["W"]
+    n_hidden, dim = weights.shape
+    h1, h2 = x1 @ weights.T / jnp.sqrt(dim), x2 @ weights.T / jnp.sqrt(dim)
+    a = net.get("a", jnp.ones(n_hidden, weights.dtype))
+    slope1, slope2 = a * (1.0 + eps * h1), a * (1.0 + eps * h2)
+    kernel = (slope1 @ slope2.T) * (x1 @ x2.T / dim)
+    if "a" in net:
+        kernel = kernel + (h1 + 0.5 * eps * h1**2) @ (h2 + 0.5 * eps * h2**2).T
+    return (alpha / n_hidden) ** 2 * kernel
+
+
+def moments_output(moments: dict, x: jax.Array, alpha, eps) -> jax.Array:
+    """f(x) = alpha (m . x / sqrt(D) + (eps/2) x^T S x / D) for x (..., D)."""
+    dim = x.shape[-1]
+    quadratic = jnp.sum((x @ moments["S"]) * x, axis=-1)
+    return alpha * (x @ moments["m"] / jnp.sqrt(dim) + 0.5 * eps * quadratic / dim)
+
+
+def moments_function_coefficients(moments: dict, moments0: dict, alpha, eps):
+    """(v, M) of the centred quadratic model (see `network_function_coefficients`)."""
+    v = alpha * (moments["m"] - moments0["m"])
+    return v, alpha * 0.5 * eps * (moments["S"] - moments0["S"])
+
+
+def moments_step(moments: dict, residual: jax.Array, x: jax.Array, m0: jax.Array,
+                 alpha, eps, lr_scale) -> dict:
+    """One exact gradient-descent step of the neuron population's moments (fixed readouts).
+
+    Args:
+        moments: `m` (D,), `S` (D, D), `C` (D, D) = mean_i w_i w_i0^T.
+        residual: (P,) train residuals Delta = f - f_0 - y.
+        x: (P, D) train inputs. m0: (D,) initial mean weight.
+
+    Returns:
+        the moments after w_i <- A w_i - k b for every neuron.
+    """
+    n_train, dim = x.shape
+    k = 2.0 * lr_scale / alpha
+    b = x.T @ residual / (n_train * jnp.sqrt(dim))
+    g = (x.T * residual) @ x / (n_train * dim)
+    m, s, c = moments["m"], moments["S"], moments["C"]
+    a_s = s - k * eps * (g @ s)
+    a_m = m - k * eps * (g @ m)
+    s_new = a_s - k * eps * (a_s @ g)
+    cross = jnp.outer(a_m, b)
+    s_new = s_new - k * (cross + cross.T) + k**2 * jnp.outer(b, b)
+    return {"m": a_m - k * b, "S": s_new, "C": c - k * eps * (g @ c) - k * jnp.outer(b, m0)}

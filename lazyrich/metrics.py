@@ -1,0 +1,67 @@
+"""Metrics shared by experiments: losses, parameter movement, kernel regression.
+
+All functions are pure, jit- and vmap-friendly, and work in float32 or float64 (whatever the
+inputs carry).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def mean_squared_error(prediction: jax.Array, target: jax.Array) -> jax.Array:
+    """mean((prediction - target)^2) over all elements; shapes must match."""
+    return jnp.mean((prediction - target) ** 2)
+
+
+def squared_norm(tree) -> jax.Array:
+    """Sum of squares of every leaf of a pytree."""
+    return sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def relative_parameter_movement(params, params0) -> jax.Array:
+    """|theta - theta_0|^2 / |theta_0|^2 over all leaves of two pytrees of equal structure.
+
+    Kumar et al. (2023), Fig. 3: it falls as the output scale alpha grows (lazier training).
+    """
+    change = jax.tree_util.tree_map(jnp.subtract, params, params0)
+    return squared_norm(change) / squared_norm(params0)
+
+
+def safe_divide(numerator: jax.Array, denominator: jax.Array) -> jax.Array:
+    """numerator / denominator, and 0 where the denominator is 0 (e.g. alignment at init)."""
+    nonzero = denominator != 0
+    return jnp.where(nonzero, numerator / jnp.where(nonzero, denominator, 1.0), 0.0)
+
+
+def kernel_regression(kernel_train: jax.Array, kernel_test_train: jax.Array,
+                      y_train: jax.Array, ridge: float = 0.0) -> jax.Array:
+    """Predictions of (ridge) kernel regression, the t -> infinity limit of gradient flow.
+
+    f(x) = K(x, X) (K(X, X) + ridge I)^+ y, with the pseudo-inverse taken over eigenvalues above
+    `P * machine epsilon * largest eigenvalue` so that ridgeless regression stays finite when the
+    kernel is singular to working precision.
+
+    Args:
+        kernel_train: (P, P) symmetric positive semi-definite kernel on the training inputs.
+        kernel_test_train: (Q, P) kernel between test and training inputs.
+        y_train: (P,) training targets (minus the model's initial output, if it has one).
+        ridge: non-negative ridge added to the diagonal.
+
+    Returns:
+        (Q,) predictions at the test inputs.
+    """
+    n = kernel_train.shape[0]
+    eigenvalues, eigenvectors = jnp.linalg.eigh(kernel_train)
+    eigenvalues = eigenvalues + ridge
+    cutoff = n * jnp.finfo(eigenvalues.dtype).eps * jnp.max(jnp.abs(eigenvalues))
+    keep = eigenvalues > cutoff
+    inverse = jnp.where(keep, 1.0 / jnp.where(keep, eigenvalues, 1.0), 0.0)
+    coefficients = eigenvectors @ (inverse * (eigenvectors.T @ y_train))
+    return kernel_test_train @ coefficients
+
+
+def all_finite(values: dict[str, jax.Array]) -> jax.Array:
+    """True when every value in the dict is finite (used to detect diverged runs)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in values.values()]))
