@@ -185,7 +185,7 @@ def _arrange(grid: Grid, flat: np.ndarray) -> np.ndarray:
     static_names = [a.name for a in grid.static_axes]
     batched_names = [a.name for a in grid.batched_axes]
     shape = [len(a.values) for a in grid.static_axes] + [len(a.values) for a in grid.batched_axes]
-    grouped = flat.reshape(*shape, *flat.shape[2:])
+    grouped = flat.reshape(tuple(shape) + flat.shape[2:])
     current = static_names + batched_names
     order = [current.index(a.name) for a in grid.axes]
     return grouped.transpose(*order, *range(len(order), grouped.ndim))

@@ -159,6 +159,19 @@ class Experiment:
     time_scale: str | None = None
     loss: str = "train_loss"
 
+    def defaults(self, **overrides) -> dict[str, Any]:
+        """Every parameter at its default, with `overrides` validated and applied.
+
+        The result is the `params` dict that `init`, `step` and `metrics` take for one run.
+        """
+        unknown = sorted(set(overrides) - set(self.parameters))
+        if unknown:
+            raise ValueError(f"{unknown} are not parameters of {self.name!r}; its parameters are "
+                             f"{list(self.parameters)}")
+        params = {k: p.default for k, p in self.parameters.items()}
+        params.update({k: self.parameters[k].validate(k, v) for k, v in overrides.items()})
+        return params
+
     def active_outputs(self, params: Mapping[str, Any]) -> dict[str, Output]:
         """The outputs that exist for these (scalar, validated) parameter values."""
         return {k: o for k, o in self.outputs.items() if o.when is None or params.get(o.when)}

@@ -28,11 +28,12 @@ from lazyrich.metrics import (
     relative_parameter_movement,
     safe_divide,
 )
+from lazyrich.sampling import normal_blocks
 from lazyrich.tasks.polynomial import (
     TARGETS,
     polynomial_coefficients,
     quadratic_model_population_loss,
-    single_index_dataset,
+    single_index_target,
 )
 
 DYNAMICS = ("network", "moments", "infinite")
@@ -108,34 +109,43 @@ def _coefficients(p: dict) -> tuple[float, ...]:
 
 def init(key: jax.Array, p: dict) -> dict:
     """Draw data, teacher and first-layer weights W_0 ~ N(0, init_scale^2) of shape (N, D)."""
-    key_data, key_weights = jax.random.split(key)
-    data = single_index_dataset(key_data, p["P"], p["n_test"], p["D"], _coefficients(p))
+    dim = p["D"]
+    normals = normal_blocks(key, {"beta": (dim,), "x_train": (p["P"], dim),
+                                  "x_test": (p["n_test"], dim), "W": (p["N"], dim)})
+    data = {k: normals[k] for k in ("beta", "x_train", "x_test")}
+    for split in ("train", "test"):
+        data[f"y_{split}"] = single_index_target(data[f"x_{split}"], data["beta"],
+                                                 _coefficients(p))
     dtype = data["x_train"].dtype
-    weights = p["init_scale"] * jax.random.normal(key_weights, (p["N"], p["D"]), dtype)
+    weights = p["init_scale"] * normals["W"]
+    state = {"data": data}
     if p["dynamics"] == "network":
         net = {"W": weights}
         if p["train_readout"]:
             net["a"] = jnp.ones(p["N"], dtype)
-        state = {"net": net, "net0": net}
+        state.update(net=net, net0=net)
         if p["linearized"]:
             state["lin"] = net
-        output = model.network_output
-        state_key = "net"
+        for split in ("train", "test"):
+            state[f"f0_{split}"] = model.network_output(net, data[f"x_{split}"], p["alpha"],
+                                                        p["eps"])
+        return state
+    if p["dynamics"] == "moments":
+        m0, s0 = jnp.mean(weights, axis=0), weights.T @ weights / p["N"]
     else:
-        if p["dynamics"] == "moments":
-            m0 = jnp.mean(weights, axis=0)
-            s0 = weights.T @ weights / p["N"]
-        else:
-            m0 = jnp.zeros(p["D"], dtype)
-            s0 = p["init_scale"] ** 2 * jnp.eye(p["D"], dtype=dtype)
-        moments = {"m": m0, "S": s0, "C": s0}
-        state = {"moments": moments, "moments0": moments}
-        output = model.moments_output
-        state_key = "moments"
-    state["data"] = data
-    state["f0_train"] = output(state[state_key], data["x_train"], p["alpha"], p["eps"])
-    state["f0_test"] = output(state[state_key], data["x_test"], p["alpha"], p["eps"])
+        m0, s0 = jnp.zeros(dim, dtype), p["init_scale"] ** 2 * jnp.eye(dim, dtype=dtype)
+    zeros = jnp.zeros_like(s0)
+    state.update(initial={"m0": m0, "S0": s0},
+                 deviation={"dm": jnp.zeros_like(m0), "dS": zeros, "dC": zeros})
     return state
+
+
+def _centred_output(state: dict, split: str, p: dict) -> jax.Array:
+    """f - f_0 on the train or test inputs, for either dynamics."""
+    x = state["data"][f"x_{split}"]
+    if "net" in state:
+        return model.network_output(state["net"], x, p["alpha"], p["eps"]) - state[f"f0_{split}"]
+    return model.moments_centred_output(state["deviation"], x, p["alpha"], p["eps"])
 
 
 def _network_loss(net, x, f0, y, p):
@@ -172,11 +182,9 @@ def step(state: dict, p: dict) -> dict:
             lin_gradient = jax.grad(_linearized_loss)(state["lin"], state["net0"], x, y, p)
             new["lin"] = _gradient_step(state["lin"], lin_gradient, learning_rate)
     else:
-        residual = model.moments_output(state["moments"], x, p["alpha"], p["eps"]) \
-            - state["f0_train"] - y
-        new["moments"] = model.moments_step(state["moments"], residual, x,
-                                            state["moments0"]["m"], p["alpha"], p["eps"],
-                                            p["lr_scale"])
+        residual = _centred_output(state, "train", p) - y
+        new["deviation"] = model.moments_step(state["deviation"], state["initial"], residual, x,
+                                              p["alpha"], p["eps"], p["lr_scale"])
     return new
 
 
@@ -199,21 +207,17 @@ def metrics(state: dict, p: dict) -> dict:
     data = state["data"]
     alpha, eps = p["alpha"], p["eps"]
     if "net" in state:
-        net, net0 = state["net"], state["net0"]
-        f_train = model.network_output(net, data["x_train"], alpha, eps)
-        f_test = model.network_output(net, data["x_test"], alpha, eps)
-        v, M = model.network_function_coefficients(net, net0, alpha, eps)
-        movement = relative_parameter_movement(net, net0)
+        v, M = model.network_function_coefficients(state["net"], state["net0"], alpha, eps)
+        movement = relative_parameter_movement(state["net"], state["net0"])
     else:
-        moments, moments0 = state["moments"], state["moments0"]
-        f_train = model.moments_output(moments, data["x_train"], alpha, eps)
-        f_test = model.moments_output(moments, data["x_test"], alpha, eps)
-        v, M = model.moments_function_coefficients(moments, moments0, alpha, eps)
-        trace_s0 = jnp.trace(moments0["S"])
-        movement = (jnp.trace(moments["S"]) - 2 * jnp.trace(moments["C"]) + trace_s0) / trace_s0
+        deviation = state["deviation"]
+        v, M = model.moments_function_coefficients(deviation, alpha, eps)
+        # sum_i |w_i - w_i0|^2 / sum_i |w_i0|^2 = tr(S - 2 C + S_0) / tr(S_0)
+        movement = (jnp.trace(deviation["dS"]) - 2 * jnp.trace(deviation["dC"])) \
+            / jnp.trace(state["initial"]["S0"])
     out = {
-        "train_loss": mean_squared_error(f_train - state["f0_train"], data["y_train"]),
-        "test_loss": mean_squared_error(f_test - state["f0_test"], data["y_test"]),
+        "train_loss": mean_squared_error(_centred_output(state, "train", p), data["y_train"]),
+        "test_loss": mean_squared_error(_centred_output(state, "test", p), data["y_test"]),
         "param_movement": movement,
         **_statistics(v, M, data["beta"], _coefficients(p)),
     }

@@ -18,7 +18,8 @@ With fixed readouts every neuron follows the same linear update w_i <- A w_i - k
 (k = 2 lr_scale / alpha, A = I - k eps G, b = X^T Delta / (P sqrt D),
 G = X^T diag(Delta) X / (P D), Delta the train residuals), so the neuron population's moments
 m = mean_i w_i, S = mean_i w_i w_i^T and C = mean_i w_i w_i0^T evolve in closed form
-(`moments_step`): an exact O(P D^2 + D^3) step independent of the width N.
+(`moments_step`): an exact O(P D^2 + D^3) step independent of the width N. The moments are
+stored as deviations from their initial values (dm, dS, dC), which keeps float32 accurate.
 """
 
 from __future__ import annotations
@@ -44,12 +45,15 @@ def network_function_coefficients(net: dict, net0: dict, alpha, eps) -> tuple[ja
     Returns:
         v: (D,), M: (D, D) symmetric. Cost O(N D^2).
     """
-    weights, weights0 = net["W"], net0["W"]
-    n_hidden = weights.shape[0]
-    a = net.get("a", jnp.ones(n_hidden, weights.dtype))
-    a0 = net0.get("a", jnp.ones(n_hidden, weights.dtype))
-    v = alpha * (a @ weights - a0 @ weights0) / n_hidden
-    second = (weights.T * a) @ weights - (weights0.T * a0) @ weights0
+    weights0 = net0["W"]
+    n_hidden = weights0.shape[0]
+    a = net.get("a", jnp.ones(n_hidden, weights0.dtype))
+    a0 = net0.get("a", jnp.ones(n_hidden, weights0.dtype))
+    # Expand in the deviations dW, da so that small changes are not lost to cancellation.
+    d_weights, d_a = net["W"] - weights0, a - a0
+    v = alpha * (a @ d_weights + d_a @ weights0) / n_hidden
+    half = (d_weights.T * a) @ weights0
+    second = half + half.T + (d_weights.T * a) @ d_weights + (weights0.T * d_a) @ weights0
     return v, alpha * 0.5 * eps * second / n_hidden
 
 
@@ -73,39 +77,53 @@ def network_ntk(net: dict, x1: jax.Array, x2: jax.Array, alpha, eps) -> jax.Arra
     return (alpha / n_hidden) ** 2 * kernel
 
 
-def moments_output(moments: dict, x: jax.Array, alpha, eps) -> jax.Array:
-    """f(x) = alpha (m . x / sqrt(D) + (eps/2) x^T S x / D) for x (..., D)."""
+def moments_centred_output(deviation: dict, x: jax.Array, alpha, eps) -> jax.Array:
+    """f(x) - f_0(x) = alpha (dm . x / sqrt(D) + (eps/2) x^T dS x / D) for x (..., D).
+
+    `deviation` holds dm = m - m_0 (D,) and dS = S - S_0 (D, D); working with deviations
+    rather than m, S avoids cancellation in float32 when the weights have moved little.
+    """
     dim = x.shape[-1]
-    quadratic = jnp.sum((x @ moments["S"]) * x, axis=-1)
-    return alpha * (x @ moments["m"] / jnp.sqrt(dim) + 0.5 * eps * quadratic / dim)
+    quadratic = jnp.sum((x @ deviation["dS"]) * x, axis=-1)
+    return alpha * (x @ deviation["dm"] / jnp.sqrt(dim) + 0.5 * eps * quadratic / dim)
 
 
-def moments_function_coefficients(moments: dict, moments0: dict, alpha, eps):
+def moments_function_coefficients(deviation: dict, alpha, eps) -> tuple[jax.Array, jax.Array]:
     """(v, M) of the centred quadratic model (see `network_function_coefficients`)."""
-    v = alpha * (moments["m"] - moments0["m"])
-    return v, alpha * 0.5 * eps * (moments["S"] - moments0["S"])
+    return alpha * deviation["dm"], alpha * 0.5 * eps * deviation["dS"]
 
 
-def moments_step(moments: dict, residual: jax.Array, x: jax.Array, m0: jax.Array,
+def moments_step(deviation: dict, initial: dict, residual: jax.Array, x: jax.Array,
                  alpha, eps, lr_scale) -> dict:
     """One exact gradient-descent step of the neuron population's moments (fixed readouts).
 
+    Every neuron moves as w_i <- A w_i - k b, hence m <- A m - k b,
+    S <- A S A^T - k (A m b^T + b m^T A^T) + k^2 b b^T and C <- A C - k b m_0^T.
+
     Args:
-        moments: `m` (D,), `S` (D, D), `C` (D, D) = mean_i w_i w_i0^T.
+        deviation: dm = m - m_0 (D,), dS = S - S_0 (D, D), dC = C - S_0 (D, D), where
+            C = mean_i w_i w_i0^T.
+        initial: m0 (D,), S0 (D, D).
         residual: (P,) train residuals Delta = f - f_0 - y.
-        x: (P, D) train inputs. m0: (D,) initial mean weight.
+        x: (P, D) train inputs.
 
     Returns:
-        the moments after w_i <- A w_i - k b for every neuron.
+        the deviations after the step.
     """
     n_train, dim = x.shape
     k = 2.0 * lr_scale / alpha
     b = x.T @ residual / (n_train * jnp.sqrt(dim))
     g = (x.T * residual) @ x / (n_train * dim)
-    m, s, c = moments["m"], moments["S"], moments["C"]
-    a_s = s - k * eps * (g @ s)
+    m = initial["m0"] + deviation["dm"]
+    s = initial["S0"] + deviation["dS"]
+    c = initial["S0"] + deviation["dC"]
+    g_s = g @ s
     a_m = m - k * eps * (g @ m)
-    s_new = a_s - k * eps * (a_s @ g)
     cross = jnp.outer(a_m, b)
-    s_new = s_new - k * (cross + cross.T) + k**2 * jnp.outer(b, b)
-    return {"m": a_m - k * b, "S": s_new, "C": c - k * eps * (g @ c) - k * jnp.outer(b, m0)}
+    s_increment = (-k * eps * (g_s + (s - k * eps * g_s) @ g) - k * (cross + cross.T)
+                   + k**2 * jnp.outer(b, b))
+    return {
+        "dm": deviation["dm"] - k * eps * (g @ m) - k * b,
+        "dS": deviation["dS"] + s_increment,
+        "dC": deviation["dC"] - k * eps * (g @ c) - k * jnp.outer(b, initial["m0"]),
+    }

@@ -56,25 +56,10 @@ def evaluate_polynomial(coefficients: tuple[float, ...], z: jax.Array) -> jax.Ar
     return out
 
 
-def single_index_dataset(key: jax.Array, n_train: int, n_test: int, dim: int,
-                         coefficients: tuple[float, ...]) -> dict[str, jax.Array]:
-    """Draw a teacher direction and train/test sets.
-
-    Returns:
-        dict with `beta` (D,), `x_train` (P, D), `y_train` (P,), `x_test` (n_test, D),
-        `y_test` (n_test,); inputs are standard Gaussian, y = p(beta . x / sqrt(D)).
-    """
-    key_beta, key_train, key_test = jax.random.split(key, 3)
-    dtype = jnp.result_type(float)
-    beta = jax.random.normal(key_beta, (dim,), dtype)
-    x_train = jax.random.normal(key_train, (n_train, dim), dtype)
-    x_test = jax.random.normal(key_test, (n_test, dim), dtype)
-
-    def target(x):
-        return evaluate_polynomial(coefficients, x @ beta / jnp.sqrt(dim))
-
-    return {"beta": beta, "x_train": x_train, "y_train": target(x_train),
-            "x_test": x_test, "y_test": target(x_test)}
+def single_index_target(x: jax.Array, beta: jax.Array,
+                        coefficients: tuple[float, ...]) -> jax.Array:
+    """y = p(beta . x / sqrt(D)) for inputs x (..., D) and teacher direction beta (D,)."""
+    return evaluate_polynomial(coefficients, x @ beta / jnp.sqrt(beta.shape[0]))
 
 
 def quadratic_model_population_loss(v: jax.Array, M: jax.Array, beta: jax.Array,
