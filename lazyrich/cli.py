@@ -5,8 +5,8 @@
     lazyrich demo                      # what `make demo` runs
     lazyrich experiments               # every experiment with its parameters
 
-In `run`, every sweepable parameter given on the command line becomes a sweep axis (one value
-makes an axis of length one); scalar-only parameters (steps, log_every, ...) take one value.
+In `run`, a parameter given several values becomes a sweep axis, in command-line order; one value
+fixes it for every run.
 """
 
 from __future__ import annotations
@@ -66,8 +66,12 @@ def _run(argv: Sequence[str]) -> int:
                             nargs="+" if spec.sweepable else None,
                             help=f"{spec.doc} ({spec.allowed()}; default {spec.default!r})")
     args = parser.parse_args(argv[1:])
-    params = {name: getattr(args, name) for name in experiment.parameters
-              if getattr(args, name) is not None}
+    given = [token[2:] for token in argv[1:] if token.startswith("--")]
+    params = {}
+    for name in sorted(experiment.parameters, key=lambda n: given.index(n) if n in given else 0):
+        value = getattr(args, name)
+        if value is not None:
+            params[name] = value[0] if isinstance(value, list) and len(value) == 1 else value
     try:
         ds = sweep(experiment.name, chunk_size=args.chunk_size, progress=not args.no_progress,
                    **params)
