@@ -28,6 +28,7 @@ from lazyrich.experiments.base import Experiment, get_experiment
 from lazyrich.grid import Grid, make_grid
 
 DEFAULT_MEMORY_BUDGET_BYTES = 1 << 30
+CPU_GROUP_BYTES = 2 << 20
 
 
 def _make_run_one(experiment: Experiment, static: Mapping[str, Any]):
@@ -64,9 +65,17 @@ def _make_run_one(experiment: Experiment, static: Mapping[str, Any]):
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled_runner(experiment: Experiment, static_items: tuple, dtype: str):
-    """jit(vmap(run_one)) for one static point and float dtype, cached across sweeps."""
-    return jax.jit(jax.vmap(_make_run_one(experiment, dict(static_items))))
+def _compiled_runner(experiment: Experiment, static_items: tuple, dtype: str,
+                     vmap_size: int | None):
+    """jit(vmap(run_one)) for one static point and float dtype, cached across sweeps.
+
+    With `vmap_size`, groups of that many runs are vmapped and the groups follow one another
+    in a `lax.map` inside the same compiled program (no Python loop).
+    """
+    run_one = _make_run_one(experiment, dict(static_items))
+    if vmap_size is None:
+        return jax.jit(jax.vmap(run_one))
+    return jax.jit(lambda inputs: lax.map(run_one, inputs, batch_size=vmap_size))
 
 
 def _batched_dtype(kind: str):
@@ -84,8 +93,8 @@ def _chunk_inputs(grid: Grid, columns: dict[str, np.ndarray], index: np.ndarray)
     return inputs
 
 
-def _bytes_per_run(grid: Grid, static: Mapping[str, Any]) -> int:
-    """Rough memory of one run: its state (x4 for gradients and temporaries) and its logs."""
+def _state_bytes(grid: Grid, static: Mapping[str, Any]) -> int:
+    """Bytes of one run's state (weights, data, ...), from shapes alone (nothing is run)."""
     experiment = grid.experiment
     example = _chunk_inputs(grid, grid.batched_columns(), np.zeros(1, dtype=int))
     one = {k: v[0] for k, v in example.items()}
@@ -94,30 +103,53 @@ def _bytes_per_run(grid: Grid, static: Mapping[str, Any]) -> int:
         return experiment.init(jax.random.key(batched["seed"]), {**static, **batched})
 
     leaves = jax.tree_util.tree_leaves(jax.eval_shape(state_of, one))
-    state_bytes = sum(leaf.size * leaf.dtype.itemsize for leaf in leaves)
-    n_log = static["steps"] // static["log_every"] + 1
-    return 4 * state_bytes + 8 * n_log * len(experiment.outputs)
+    return sum(leaf.size * leaf.dtype.itemsize for leaf in leaves)
 
 
-def _check_engine_options(chunk_size, progress, memory_budget_bytes) -> None:
-    if chunk_size is not None and (isinstance(chunk_size, bool)
-                                   or not isinstance(chunk_size, int | np.integer)):
-        raise TypeError(f"chunk_size={chunk_size!r} has type {type(chunk_size).__name__}; "
-                        f"chunk_size must be a positive integer or None")
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size={chunk_size!r} is out of range; chunk_size must be a "
-                         f"positive integer or None")
+def _default_sizes(grid: Grid, static: Mapping[str, Any], n_batched: int, chunk_size,
+                   vmap_size, memory_budget_bytes: int) -> tuple[int, int | None]:
+    """(runs per chunk, runs per vmap group) when the caller leaves them to the engine.
+
+    A chunk holds as many runs as fit the memory budget (state x4 for gradients and
+    temporaries, plus logs). On CPUs, vmapping runs whose states outgrow the caches turns each
+    matmul into a slower batched matmul (measured 1.5x slower per run at the paper's size), so
+    runs are vmapped in groups of about CPU_GROUP_BYTES of state; accelerators vmap the chunk.
+    """
+    state_bytes = _state_bytes(grid, static)
+    if chunk_size is None:
+        n_log = static["steps"] // static["log_every"] + 1
+        per_run = 4 * state_bytes + 8 * n_log * len(grid.experiment.outputs)
+        chunk_size = max(1, min(n_batched, memory_budget_bytes // per_run))
+    chunk_size = min(chunk_size, n_batched)
+    if vmap_size is None and jax.default_backend() == "cpu":
+        vmap_size = max(1, CPU_GROUP_BYTES // state_bytes)
+    if vmap_size is not None and vmap_size >= chunk_size:
+        vmap_size = None
+    return chunk_size, vmap_size
+
+
+def _check_positive_integer(name: str, value, allow_none: bool) -> None:
+    allowed = "a positive integer" + (" or None" if allow_none else "")
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name}={value!r} has type {type(value).__name__}; {name} must be "
+                        f"{allowed}")
+    if value < 1:
+        raise ValueError(f"{name}={value!r} is out of range; {name} must be {allowed}")
+
+
+def _check_engine_options(chunk_size, vmap_size, progress, memory_budget_bytes) -> None:
+    _check_positive_integer("chunk_size", chunk_size, allow_none=True)
+    _check_positive_integer("vmap_size", vmap_size, allow_none=True)
+    _check_positive_integer("memory_budget_bytes", memory_budget_bytes, allow_none=False)
     if not isinstance(progress, bool):
         raise TypeError(f"progress={progress!r} has type {type(progress).__name__}; progress "
                         f"must be True or False")
-    if isinstance(memory_budget_bytes, bool) or not isinstance(memory_budget_bytes,
-                                                               int | np.integer) \
-            or memory_budget_bytes < 1:
-        raise ValueError(f"memory_budget_bytes={memory_budget_bytes!r}: must be a positive "
-                         f"integer")
 
 
-def sweep(experiment: str | Experiment, *, chunk_size: int | None = None, progress: bool = True,
+def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
+          vmap_size: int | None = None, progress: bool = True,
           memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES, **params) -> xr.Dataset:
     """Run every combination of the given parameters and return the results as a Dataset.
 
@@ -125,6 +157,11 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None, progre
         experiment: name of a registered experiment (see `lazyrich.experiments()`).
         chunk_size: most runs computed at once (in memory together); default: as many as fit in
             `memory_budget_bytes`, at most all runs of one static point.
+        vmap_size: runs vectorised together inside a chunk; the chunk's groups of `vmap_size`
+            runs follow one another inside the same compiled program (`lax.map`). Default: the
+            whole chunk on accelerators; on CPUs groups of about 2 MiB of state, since vmapping
+            many large runs turns their matmuls into slower batched matmuls
+            (`benchmarks/sweep_throughput.py` measures the choices).
         progress: show a progress bar over runs (runs/s, ETA).
         memory_budget_bytes: memory allowed for one chunk when `chunk_size` is None.
         **params: experiment parameters. A list/tuple/range/1-d array makes a sweep axis (even of
@@ -142,7 +179,7 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None, progre
             before anything is compiled.
     """
     exp = get_experiment(experiment)
-    _check_engine_options(chunk_size, progress, memory_budget_bytes)
+    _check_engine_options(chunk_size, vmap_size, progress, memory_budget_bytes)
     grid = make_grid(exp, params)
     static_points = list(grid.static_points())
     if exp.check is not None:
@@ -162,11 +199,10 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None, progre
     with tqdm(total=grid.n_runs, unit="run", disable=not progress,
               desc=f"sweep {exp.name}") as bar:
         for s, (_, static) in enumerate(static_points):
-            size = chunk_size or max(1, min(n_batched, memory_budget_bytes
-                                            // _bytes_per_run(grid, static)))
-            size = min(size, n_batched)
+            size, group = _default_sizes(grid, static, n_batched, chunk_size, vmap_size,
+                                         memory_budget_bytes)
             runner = _compiled_runner(exp, tuple(sorted(static.items())),
-                                      str(jnp.result_type(float)))
+                                      str(jnp.result_type(float)), group)
             for start in range(0, n_batched, size):
                 index = np.arange(start, min(start + size, n_batched))
                 padded = np.concatenate([index, np.full(size - len(index), index[-1])])

@@ -45,6 +45,8 @@ def no_compilation(monkeypatch):
     ({"linearized": True, "dynamics": "infinite"}, ValueError, ["linearized=True"]),
     ({"chunk_size": 0}, ValueError, ["chunk_size=0", "positive integer"]),
     ({"chunk_size": 2.5}, TypeError, ["chunk_size=2.5"]),
+    ({"vmap_size": -2}, ValueError, ["vmap_size=-2", "positive integer"]),
+    ({"memory_budget_bytes": 0}, ValueError, ["memory_budget_bytes=0"]),
     ({"progress": "no"}, TypeError, ["progress='no'"]),
 ])
 def test_bad_input_is_refused_with_a_clear_message(kwargs, error, fragments):

@@ -30,13 +30,16 @@ def test_batched_run_equals_single_run_float32(dynamics):
         _assert_same_run(ds, alone, {"alpha": alpha, "seed": seed}, rtol=1e-6)
 
 
-def test_chunking_and_padding_do_not_change_results():
-    """Chunks of 4 (last one padded) give the same numbers as one chunk of 9."""
+@pytest.mark.parametrize("options", [{"chunk_size": 4}, {"vmap_size": 2},
+                                     {"chunk_size": 5, "vmap_size": 3}])
+def test_chunking_grouping_and_padding_do_not_change_results(options):
+    """Chunks of 4 (last one padded), vmap groups of 2 inside a lax.map, or both, give the same
+    numbers as one vmapped chunk of 9."""
     grid = {"alpha": [0.5, 1.0, 4.0], "seed": [0, 1, 2]}
-    whole = lazyrich.sweep("grokking", progress=False, **grid, **TINY)
-    chunked = lazyrich.sweep("grokking", chunk_size=4, progress=False, **grid, **TINY)
+    whole = lazyrich.sweep("grokking", chunk_size=9, vmap_size=9, progress=False, **grid, **TINY)
+    split = lazyrich.sweep("grokking", progress=False, **options, **grid, **TINY)
     for var in CURVES:
-        np.testing.assert_allclose(chunked[var].values, whole[var].values, rtol=1e-6,
+        np.testing.assert_allclose(split[var].values, whole[var].values, rtol=1e-6,
                                    atol=1e-6 * float(np.abs(whole[var]).max()), err_msg=var)
 
 
