@@ -143,3 +143,17 @@ def test_linearized_model_matches_network_when_lazy_and_starts_equal():
     np.testing.assert_allclose(ds.kernel_test_loss.sel(alpha=1.0),
                                ds.kernel_test_loss.sel(alpha=1024.0), rtol=1e-4)
     assert ds.kernel_test_loss.dims == ("alpha",)
+
+
+def test_kernel_test_loss_in_float32_agrees_with_float64(x64):
+    """kernel_test_loss from a float32 copy of the same initial state agrees with float64 to
+    1e-3 relative (the NTK's condition number is ~1e5; the solve runs in float64)."""
+    p = lazyrich.get_experiment("grokking").defaults(D=40, N=200, P=200, n_test=300,
+                                                     linearized=True)
+    state = grokking.init(jax.random.key(0), p)
+    exact = float(grokking.run_metrics(state, p)["kernel_test_loss"])
+    single = jax.tree_util.tree_map(lambda a: a.astype(jnp.float32), state)
+    p32 = {**p, "alpha": jnp.float32(p["alpha"]), "eps": jnp.float32(p["eps"])}
+    approx = grokking.run_metrics(single, p32)["kernel_test_loss"]
+    assert approx.dtype == jnp.float32
+    assert float(approx) == pytest.approx(exact, rel=1e-3)
