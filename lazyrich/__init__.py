@@ -8,6 +8,7 @@
 
 __version__ = "0.1.0"
 
+from lazyrich import plot  # noqa: E402
 from lazyrich.engine import sweep  # noqa: E402
 from lazyrich.experiments import Experiment, Output, Parameter, register  # noqa: E402
 from lazyrich.experiments.base import registered  # noqa: E402
@@ -29,4 +30,4 @@ def get_experiment(name: str) -> Experiment:
 
 
 __all__ = ["Experiment", "Output", "Parameter", "config", "experiments", "get_experiment",
-           "load", "register", "save", "sweep"]
+           "load", "plot", "register", "save", "sweep"]

@@ -7,13 +7,9 @@ reads) and needs no other bookkeeping: colours follow one sweep axis, and every 
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
 
 AVERAGED_AXIS = "seed"
 
