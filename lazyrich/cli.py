@@ -2,6 +2,7 @@
 
     lazyrich run grokking --alpha 0.125 1 8 --seed 0 1 --steps 60000 --out run.nc
     lazyrich plot run.nc --out fig.png
+    lazyrich compare grokking --alpha 1 8 64 --seed 0 1 --out fig.png   # theory over simulation
     lazyrich demo                      # what `make demo` runs
     lazyrich experiments               # every experiment with its parameters
 
@@ -46,19 +47,23 @@ def _converter(name: str, spec: Parameter):
     return convert
 
 
-def _run(argv: Sequence[str]) -> int:
+def _sweep_from_command_line(command: str, argv: Sequence[str], out_help: str):
+    """Parse `EXPERIMENT --PARAM VALUE... --out FILE` and run the sweep.
+
+    Returns (experiment, parsed arguments, Dataset), or an exit status when the input is bad.
+    """
     if not argv or argv[0].startswith("-"):
-        print(f"usage: lazyrich run EXPERIMENT [--PARAM VALUE ...] --out FILE.nc\n"
+        print(f"usage: lazyrich {command} EXPERIMENT [--PARAM VALUE ...] --out FILE\n"
               f"experiments: {sorted(registered())}", file=sys.stderr)
         return 2
     try:
         experiment = get_experiment(argv[0])
     except ValueError as error:
-        print(f"lazyrich run: {error}", file=sys.stderr)
+        print(f"lazyrich {command}: {error}", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(prog=f"lazyrich run {experiment.name}",
+    parser = argparse.ArgumentParser(prog=f"lazyrich {command} {experiment.name}",
                                      description=experiment.doc)
-    parser.add_argument("--out", required=True, help="netCDF file to write (.nc)")
+    parser.add_argument("--out", required=True, help=out_help)
     parser.add_argument("--chunk-size", type=int, default=None, help="runs computed at once")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     for name, spec in experiment.parameters.items():
@@ -76,10 +81,53 @@ def _run(argv: Sequence[str]) -> int:
         ds = sweep(experiment.name, chunk_size=args.chunk_size, progress=not args.no_progress,
                    **params)
     except (ValueError, TypeError) as error:
-        print(f"lazyrich run: {error}", file=sys.stderr)
+        print(f"lazyrich {command}: {error}", file=sys.stderr)
         return 2
+    return experiment, args, ds
+
+
+def _run(argv: Sequence[str]) -> int:
+    outcome = _sweep_from_command_line("run", argv, "netCDF file to write (.nc)")
+    if isinstance(outcome, int):
+        return outcome
+    _, args, ds = outcome
     save(ds, args.out)
     print(f"wrote {args.out}: {dict(ds.sizes)}, {ds.attrs['wall_seconds']:.1f} s")
+    return 0
+
+
+def _compare(argv: Sequence[str]) -> int:
+    """Simulation against theory; today's theory for `grokking` is the lazy (kernel) limit."""
+    # The command line is an application on top of both packages, so it may import dmft.
+    import matplotlib.pyplot as plt
+
+    from dmft.kernel import grokking_lazy_curves
+    from lazyrich.plot import compare
+
+    if argv[:1] != ["grokking"]:
+        print("lazyrich compare: theory is available for: grokking", file=sys.stderr)
+        return 2
+    outcome = _sweep_from_command_line("compare", argv, "image file to write (.png, .pdf)")
+    if isinstance(outcome, int):
+        return outcome
+    _, args, ds = outcome
+    needed = ("D", "N", "P", "n_test", "eps", "lr_scale", "init_scale", "steps", "log_every")
+    swept = sorted(set(needed) & set(ds.dims))
+    if swept or ds.attrs.get("dynamics") != "network":
+        print(f"lazyrich compare: the theory needs a single value of each of {swept} and "
+              f"dynamics='network'", file=sys.stderr)
+        return 2
+    scalars = {k: ds.attrs[k] for k in needed}
+    seeds = ds["seed"].values if "seed" in ds.dims else [ds.attrs["seed"]]
+    theory = grokking_lazy_curves(seed=seeds, **scalars)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    for ax, var in zip(axes, ("train_loss", "test_loss"), strict=True):
+        compare(theory, ds, var=var, ax=ax)
+    fig.suptitle(f"grokking: simulation vs the lazy-limit theory (D={scalars['D']}, "
+                 f"N={scalars['N']}, P={scalars['P']})")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=130)
+    print(f"wrote {args.out}")
     return 0
 
 
@@ -128,7 +176,8 @@ def _experiments(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "plot": _plot, "demo": _demo, "experiments": _experiments}
+COMMANDS = {"run": _run, "plot": _plot, "compare": _compare, "demo": _demo,
+            "experiments": _experiments}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

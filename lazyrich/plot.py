@@ -1,4 +1,5 @@
-"""Figures of sweep results: learning curves per output scale, target alignment over time.
+"""Figures of sweep results: learning curves per output scale, target alignment over time, and
+theory laid over simulation (`compare`).
 
 Every function takes the `xarray.Dataset` that `lazyrich.sweep` returns (or `lazyrich.load`
 reads) and needs no other bookkeeping: colours follow one sweep axis, and every other sweep axis
@@ -98,6 +99,74 @@ def learning_curves(ds: xr.Dataset, colour_by: str | None = None, out: str | Non
     if "D" in ds.attrs and "N" in ds.attrs and "P" in ds.attrs:
         title += f"  (D={ds.attrs['D']}, N={ds.attrs['N']}, P={ds.attrs['P']})"
     fig.suptitle(title)
+    fig.tight_layout()
+    if out is not None:
+        fig.savefig(out, dpi=130)
+    return fig
+
+
+def _time_of(ds: xr.Dataset, selection: dict) -> np.ndarray:
+    if "time" not in ds.coords:
+        raise ValueError("compare needs a `time` coordinate on both Datasets (sweep results "
+                         "get one from their experiment's time scale, e.g. step x lr_scale)")
+    time = ds["time"]
+    return time.sel({k: v for k, v in selection.items() if k in time.dims}).values
+
+
+def compare(theory: xr.Dataset, simulation: xr.Dataset, var: str = "test_loss",
+            colour_by: str = "alpha", ax=None, out: str | None = None):
+    """Theory curves (lines) over simulation curves (mean +- sd over the other axes).
+
+    Args:
+        theory: Dataset with `var` over `step` and a `time` coordinate (e.g. from `dmft`); if
+            it has the `colour_by` dimension each value gets its own line in that value's
+            colour, otherwise one black line serves every value (a theory independent of it,
+            such as the lazy limit). Any other theory dimension (seeds) is averaged.
+        simulation: a `lazyrich.sweep` result with `var` and `time`.
+        var: the variable to compare.
+        colour_by: the axis whose values share colours between theory and simulation.
+        ax: matplotlib Axes to draw into (a new figure if None).
+        out: file to save the figure to.
+
+    Returns:
+        the matplotlib Figure. The time axis is logarithmic (time 0 is left out).
+    """
+    for name, ds in (("theory", theory), ("simulation", simulation)):
+        if var not in ds:
+            raise ValueError(f"the {name} Dataset has no {var!r} (variables: "
+                             f"{list(ds.data_vars)})")
+    fig = ax.figure if ax is not None else plt.subplots(figsize=(6.4, 4.6))[0]
+    ax = ax or fig.axes[0]
+    values = simulation[colour_by].values if colour_by in simulation.dims else [None]
+    for i, value in enumerate(values):
+        selection = {} if value is None else {colour_by: value}
+        sim = simulation[var].sel(selection)
+        mean, sd = _mean_sd(sim, ["step"])
+        time = _time_of(simulation, selection)
+        shown = time > 0
+        colour = f"C{i % 10}"
+        ax.plot(time[shown], mean[shown], "o", ms=3, color=colour,
+                label=f"simulation, {_label(colour_by, value)}" if value is not None
+                else "simulation")
+        ax.fill_between(time[shown], (mean - sd)[shown], (mean + sd)[shown], color=colour,
+                        alpha=0.2, lw=0)
+        if colour_by in theory.dims:
+            curve = theory[var].sel(selection)
+            theory_mean, _ = _mean_sd(curve, ["step"])
+            theory_time = _time_of(theory, selection)
+            keep = theory_time > 0
+            ax.plot(theory_time[keep], theory_mean[keep], "-", color=colour, lw=1.8)
+    if colour_by not in theory.dims:
+        theory_mean, _ = _mean_sd(theory[var], ["step"])
+        theory_time = _time_of(theory, {})
+        keep = theory_time > 0
+        ax.plot(theory_time[keep], theory_mean[keep], "-", color="black", lw=1.8,
+                label=theory.attrs.get("theory", "theory"))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("time = step x learning rate / N")
+    ax.set_ylabel(var)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     if out is not None:
         fig.savefig(out, dpi=130)

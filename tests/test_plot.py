@@ -28,3 +28,26 @@ def test_learning_curves_refuse_unknown_axes_and_missing_variables(result):
         lazyrich.plot.learning_curves(result, colour_by="width")
     with pytest.raises(ValueError, match="train_loss"):
         lazyrich.plot.learning_curves(result.drop_vars("train_loss"))
+
+
+def test_compare_draws_theory_lines_over_simulation_points(result, tmp_path):
+    """A theory with an alpha dimension gets one line per alpha in the simulation's colours;
+    an alpha-independent theory gets one black line."""
+    per_alpha = result[["test_loss"]].mean("seed")
+    figure = lazyrich.plot.compare(per_alpha, result, var="test_loss", out=tmp_path / "c.png")
+    ax = figure.axes[0]
+    lines = [line for line in ax.lines if line.get_linestyle() == "-"]
+    points = [line for line in ax.lines if line.get_marker() == "o"]
+    assert len(lines) == 2 and len(points) == 2
+    assert [line.get_color() for line in lines] == [point.get_color() for point in points]
+    assert ax.get_xscale() == "log"
+    shared = result[["test_loss"]].isel(alpha=0, drop=True)
+    ax = lazyrich.plot.compare(shared, result).axes[0]
+    assert [line.get_color() for line in ax.lines if line.get_linestyle() == "-"] == ["black"]
+
+
+def test_compare_needs_the_variable_and_time(result):
+    with pytest.raises(ValueError, match="no 'v_norm3'"):
+        lazyrich.plot.compare(result, result, var="v_norm3")
+    with pytest.raises(ValueError, match="time"):
+        lazyrich.plot.compare(result.drop_vars("time"), result.drop_vars("time"))
