@@ -189,10 +189,10 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
     n_batched = int(np.prod([len(a.values) for a in grid.batched_axes], dtype=np.int64))
     n_log = grid.scalars["steps"] // grid.scalars["log_every"] + 1
     outputs = exp.active_outputs(grid.scalars)
-    curves = {k: np.empty((len(static_points), n_batched, n_log)) for k, o in outputs.items()
-              if o.per_step}
-    per_run = {k: np.empty((len(static_points), n_batched)) for k, o in outputs.items()
-               if not o.per_step}
+    shapes = {k: (len(static_points), n_batched) + ((n_log,) if o.per_step else ())
+              for k, o in outputs.items()}
+    curves = {k: None for k, o in outputs.items() if o.per_step}
+    per_run = {k: None for k, o in outputs.items() if not o.per_step}
     diverged = np.zeros((len(static_points), n_batched), dtype=bool)
 
     started = time.perf_counter()
@@ -207,10 +207,12 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
                 index = np.arange(start, min(start + size, n_batched))
                 padded = np.concatenate([index, np.full(size - len(index), index[-1])])
                 logged, once, bad = runner(_chunk_inputs(grid, columns, padded))
-                for k in curves:
-                    curves[k][s, index] = np.asarray(logged[k])[: len(index)]
-                for k in per_run:
-                    per_run[k][s, index] = np.asarray(once[k])[: len(index)]
+                for buffers, values in ((curves, logged), (per_run, once)):
+                    for k in buffers:
+                        value = np.asarray(values[k])[: len(index)]
+                        if buffers[k] is None:  # trailing dims (Output.dims) known only now
+                            buffers[k] = np.empty(shapes[k] + value.shape[len(shapes[k]) - 1:])
+                        buffers[k][s, index] = value
                 diverged[s, index] = np.asarray(bad)[: len(index)]
                 bar.update(len(index))
     return _to_dataset(grid, curves, per_run, diverged, time.perf_counter() - started)
@@ -255,10 +257,10 @@ def _to_dataset(grid: Grid, curves: dict, per_run: dict, diverged: np.ndarray,
     dtype = jnp.result_type(float)
     data_vars = {}
     for k, v in curves.items():
-        data_vars[k] = (axis_names + ["step"], _arrange(grid, v).astype(dtype),
-                        {"description": exp.outputs[k].doc})
+        data_vars[k] = (axis_names + ["step", *exp.outputs[k].dims],
+                        _arrange(grid, v).astype(dtype), {"description": exp.outputs[k].doc})
     for k, v in per_run.items():
-        data_vars[k] = (axis_names, _arrange(grid, v).astype(dtype),
+        data_vars[k] = (axis_names + list(exp.outputs[k].dims), _arrange(grid, v).astype(dtype),
                         {"description": exp.outputs[k].doc})
     data_vars["diverged"] = (axis_names, _arrange(grid, diverged),
                              {"description": f"True where {exp.loss} became NaN or inf; later "

@@ -117,11 +117,14 @@ class Output:
         per_step: True for curves logged every `log_every` steps (dims: axes..., step); False for
             one value per run (dims: axes...).
         when: name of a boolean parameter that must be True for the output to exist, or None.
+        dims: names of the output's own trailing dimensions when it is an array rather than a
+            scalar (e.g. ("student", "teacher") for an overlap matrix); () for scalars.
     """
 
     doc: str
     per_step: bool = True
     when: str | None = None
+    dims: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
