@@ -248,7 +248,15 @@ def _to_dataset(grid: Grid, curves: dict, per_run: dict, diverged: np.ndarray,
     coords: dict[str, Any] = {a.name: np.asarray(a.values) for a in grid.axes}
     coords["step"] = ("step", np.arange(0, steps + 1, log_every),
                       {"units": "optimisation steps"})
-    if exp.time_scale is not None:
+    time_description = None
+    if callable(exp.time_scale):
+        try:
+            coords["time"] = ("step", float(exp.time_scale(grid.scalars)) * coords["step"][1])
+            time_description = (exp.time_scale.__doc__ or "step x time per step").strip()
+        except KeyError:  # a parameter the time unit needs is a sweep axis
+            pass
+    elif exp.time_scale is not None:
+        time_description = f"step x {exp.time_scale}"
         if exp.time_scale in axis_names:
             scale = np.asarray(grid.axes[axis_names.index(exp.time_scale)].values, float)
             coords["time"] = ((exp.time_scale, "step"), scale[:, None] * coords["step"][1])
@@ -267,7 +275,7 @@ def _to_dataset(grid: Grid, curves: dict, per_run: dict, diverged: np.ndarray,
                                              f"values of that run are NaN"})
     ds = xr.Dataset(data_vars, coords=coords)
     if "time" in ds.coords:
-        ds["time"].attrs["description"] = f"step x {exp.time_scale}"
+        ds["time"].attrs["description"] = time_description
     ds.attrs.update({
         "experiment": exp.name,
         "config": json.dumps(grid.config()),

@@ -145,8 +145,11 @@ class Experiment:
         check: (static_params) -> None, cross-parameter validation of the static parameters'
             Python values before any compilation (e.g. an option that needs another); raises
             ValueError.
-        time_scale: name of the parameter that converts steps to time (`time = step * value`,
-            e.g. the learning rate), added as a `time` coordinate; or None.
+        time_scale: how steps convert to the experiment's time, added as a `time` coordinate:
+            the name of a parameter (`time = step * value`, e.g. the learning rate; a 2-d
+            coordinate when that parameter is swept), or a function of the scalar parameters
+            returning the time per step, whose docstring describes it (no coordinate when a
+            parameter it reads is swept); or None.
         loss: name of the logged metric whose turning NaN/inf marks a run as diverged.
     """
 
@@ -159,7 +162,7 @@ class Experiment:
     metrics: Callable
     run_metrics: Callable | None = None
     check: Callable | None = None
-    time_scale: str | None = None
+    time_scale: str | Callable | None = None
     loss: str = "train_loss"
 
     def defaults(self, **overrides) -> dict[str, Any]:
