@@ -118,7 +118,8 @@ def compare(theory: xr.Dataset, simulation: xr.Dataset, var: str = "test_loss",
     """Theory curves (lines) over simulation curves (mean +- sd over the other axes).
 
     Args:
-        theory: Dataset with `var` over `step` and a `time` coordinate (e.g. from `dmft`); if
+        theory: Dataset with `var` and a `time` coordinate (over `step` or its own `time`
+            dimension, e.g. from `dmft`); if
             it has the `colour_by` dimension each value gets its own line in that value's
             colour, otherwise one black line serves every value (a theory independent of it,
             such as the lazy limit). Any other theory dimension (seeds) is averaged.
@@ -152,12 +153,12 @@ def compare(theory: xr.Dataset, simulation: xr.Dataset, var: str = "test_loss",
                         alpha=0.2, lw=0)
         if colour_by in theory.dims:
             curve = theory[var].sel(selection)
-            theory_mean, _ = _mean_sd(curve, ["step"])
+            theory_mean, _ = _mean_sd(curve, [theory["time"].dims[-1]])
             theory_time = _time_of(theory, selection)
             keep = theory_time > 0
             ax.plot(theory_time[keep], theory_mean[keep], "-", color=colour, lw=1.8)
     if colour_by not in theory.dims:
-        theory_mean, _ = _mean_sd(theory[var], ["step"])
+        theory_mean, _ = _mean_sd(theory[var], [theory["time"].dims[-1]])
         theory_time = _time_of(theory, {})
         keep = theory_time > 0
         ax.plot(theory_time[keep], theory_mean[keep], "-", color="black", lw=1.8,

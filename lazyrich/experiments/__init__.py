@@ -1,6 +1,6 @@
 """Registered experiments; importing this package registers every built-in one."""
 
-from lazyrich.experiments import grokking
+from lazyrich.experiments import grokking, teacher
 from lazyrich.experiments.base import (
     Experiment,
     Output,
@@ -11,4 +11,4 @@ from lazyrich.experiments.base import (
 )
 
 __all__ = ["Experiment", "Output", "Parameter", "get_experiment", "grokking", "register",
-           "registered"]
+           "registered", "teacher"]
