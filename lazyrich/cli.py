@@ -4,6 +4,7 @@
     lazyrich plot run.nc --out fig.png
     lazyrich compare grokking --alpha 1 8 64 --seed 0 1 --out fig.png   # theory over simulation
     lazyrich demo                      # what `make demo` runs
+    lazyrich gallery --out docs/figures/   # one PNG per experiment
     lazyrich experiments               # every experiment with its parameters
 
 In `run`, a parameter given several values becomes a sweep axis, in command-line order; one value
@@ -169,6 +170,20 @@ def _demo(argv: Sequence[str]) -> int:
     return 0
 
 
+def _gallery(argv: Sequence[str]) -> int:
+    from lazyrich.gallery import FIGURES, make_gallery
+
+    parser = argparse.ArgumentParser(prog="lazyrich gallery",
+                                     description="regenerate one PNG per experiment")
+    parser.add_argument("--out", default="docs/figures", help="directory for the PNGs")
+    parser.add_argument("--only", nargs="+", choices=list(FIGURES), default=None,
+                        help="figures to make (default: all)")
+    args = parser.parse_args(argv)
+    for path in make_gallery(args.out, args.only):
+        print(f"wrote {path}")
+    return 0
+
+
 def _experiments(argv: Sequence[str]) -> int:
     for experiment in registered().values():
         print(experiment.describe())
@@ -177,7 +192,7 @@ def _experiments(argv: Sequence[str]) -> int:
 
 
 COMMANDS = {"run": _run, "plot": _plot, "compare": _compare, "demo": _demo,
-            "experiments": _experiments}
+            "gallery": _gallery, "experiments": _experiments}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

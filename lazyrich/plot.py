@@ -156,7 +156,8 @@ def compare(theory: xr.Dataset, simulation: xr.Dataset, var: str = "test_loss",
             theory_mean, _ = _mean_sd(curve, [theory["time"].dims[-1]])
             theory_time = _time_of(theory, selection)
             keep = theory_time > 0
-            ax.plot(theory_time[keep], theory_mean[keep], "-", color=colour, lw=1.8)
+            ax.plot(theory_time[keep], theory_mean[keep], "-", color=colour, lw=1.8,
+                    label=theory.attrs.get("theory", "theory") if i == 0 else None)
     if colour_by not in theory.dims:
         theory_mean, _ = _mean_sd(theory[var], [theory["time"].dims[-1]])
         theory_time = _time_of(theory, {})
