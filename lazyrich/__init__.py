@@ -13,6 +13,8 @@ from lazyrich.engine import sweep  # noqa: E402
 from lazyrich.experiments import Experiment, Output, Parameter, register  # noqa: E402
 from lazyrich.experiments.base import registered  # noqa: E402
 from lazyrich.io import config, load, save  # noqa: E402
+from lazyrich.labels import open_store as open  # noqa: E402, A004
+from lazyrich.rank_measures import effective_rank  # noqa: E402
 
 
 def experiments() -> dict[str, dict[str, Parameter]]:
@@ -29,5 +31,5 @@ def get_experiment(name: str) -> Experiment:
     return lookup(name)
 
 
-__all__ = ["Experiment", "Output", "Parameter", "config", "experiments", "get_experiment",
-           "load", "plot", "register", "save", "sweep"]
+__all__ = ["Experiment", "Output", "Parameter", "config", "effective_rank", "experiments",
+           "get_experiment", "load", "open", "plot", "register", "save", "sweep"]

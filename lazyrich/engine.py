@@ -12,9 +12,9 @@ last run so all chunks share one compiled shape.
 from __future__ import annotations
 
 import functools
-import json
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -24,15 +24,23 @@ import xarray as xr
 from jax import lax
 from tqdm.auto import tqdm
 
+from lazyrich import ntk_steps as at_steps
 from lazyrich.experiments.base import Experiment, get_experiment
 from lazyrich.grid import Grid, make_grid
+from lazyrich.labels import flat_to_dataset, versions
+from lazyrich.ntk import DEFAULT_JACOBIAN_ELEMENTS
 
 DEFAULT_MEMORY_BUDGET_BYTES = 1 << 30
 CPU_GROUP_BYTES = 2 << 20
 
 
-def _make_run_one(experiment: Experiment, static: Mapping[str, Any]):
-    """One run as a pure function of its batched parameters (a dict of traced scalars)."""
+def _make_run_one(experiment: Experiment, static: Mapping[str, Any],
+                  ntk_steps: tuple[int, ...] = ()):
+    """One run as a pure function of its batched parameters (a dict of traced scalars).
+
+    Costly metrics are computed at `ntk_steps` (validated logged steps; see
+    `lazyrich.ntk_steps`).
+    """
     n_log = static["steps"] // static["log_every"]
     loss = experiment.loss
 
@@ -43,36 +51,40 @@ def _make_run_one(experiment: Experiment, static: Mapping[str, Any]):
         params = {**static, **batched}
         state0 = experiment.init(jax.random.key(params["seed"]), params)
         once = experiment.run_metrics(state0, params) if experiment.run_metrics else {}
+        costly = at_steps.evaluator(experiment, state0, params)
 
         def inner(state, _):
             return experiment.step(state, params), None
 
-        def outer(carry, _):
+        def outer(carry, flag):
             state, diverged = carry
             state, _ = lax.scan(inner, state, None, length=static["log_every"])
             logged = experiment.metrics(state, params)
             diverged = diverged | ~jnp.isfinite(logged[loss])
-            return (state, diverged), mask(logged, diverged)
+            return (state, diverged), (mask(logged, diverged), mask(costly(state, flag), diverged))
 
         logged0 = experiment.metrics(state0, params)
         diverged0 = ~jnp.isfinite(logged0[loss])
-        (_, diverged), logged = lax.scan(outer, (state0, diverged0), None, length=n_log)
+        flags = at_steps.log_flags(ntk_steps, n_log, static["log_every"])
+        (_, diverged), (logged, costly_logged) = lax.scan(outer, (state0, diverged0), flags)
         curves = {k: jnp.concatenate([v[None], logged[k]]) for k, v in
                   mask(logged0, diverged0).items()}
-        return curves, once, diverged
+        costly0 = mask(costly(state0, 0 in ntk_steps), diverged0)
+        at_ntk_steps = at_steps.select(costly0, costly_logged, ntk_steps, static["log_every"])
+        return curves, once, diverged, at_ntk_steps
 
     return run_one
 
 
 @functools.lru_cache(maxsize=64)
 def _compiled_runner(experiment: Experiment, static_items: tuple, dtype: str,
-                     vmap_size: int | None):
+                     vmap_size: int | None, ntk_steps: tuple[int, ...] = ()):
     """jit(vmap(run_one)) for one static point and float dtype, cached across sweeps.
 
     With `vmap_size`, groups of that many runs are vmapped and the groups follow one another
     in a `lax.map` inside the same compiled program (no Python loop).
     """
-    run_one = _make_run_one(experiment, dict(static_items))
+    run_one = _make_run_one(experiment, dict(static_items), ntk_steps)
     if vmap_size is None:
         return jax.jit(jax.vmap(run_one))
     return jax.jit(lambda inputs: lax.map(run_one, inputs, batch_size=vmap_size))
@@ -119,6 +131,8 @@ def _default_sizes(grid: Grid, static: Mapping[str, Any], n_batched: int, chunk_
     if chunk_size is None:
         n_log = static["steps"] // static["log_every"] + 1
         per_run = 4 * state_bytes + 8 * n_log * len(grid.experiment.outputs)
+        if grid.experiment.ntk_metrics is not None:  # a chunk of Jacobian rows and its image
+            per_run += 2 * 4 * DEFAULT_JACOBIAN_ELEMENTS
         chunk_size = max(1, min(n_batched, memory_budget_bytes // per_run))
     chunk_size = min(chunk_size, n_batched)
     if vmap_size is None and jax.default_backend() == "cpu":
@@ -150,7 +164,9 @@ def _check_engine_options(chunk_size, vmap_size, progress, memory_budget_bytes) 
 
 def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
           vmap_size: int | None = None, progress: bool = True,
-          memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES, **params) -> xr.Dataset:
+          memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+          ntk_steps: Sequence[int] | None = None, store: str | os.PathLike | None = None,
+          overwrite: bool = False, **params) -> xr.Dataset:
     """Run every combination of the given parameters and return the results as a Dataset.
 
     Args:
@@ -164,6 +180,15 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
             (`benchmarks/sweep_throughput.py` measures the choices).
         progress: show a progress bar over runs (runs/s, ETA).
         memory_budget_bytes: memory allowed for one chunk when `chunk_size` is None.
+        ntk_steps: steps at which an experiment's costly metrics (`ntk_metrics`: NTK, kernel
+            alignment, ...) are computed, each a multiple of `log_every` in [0, steps]; default
+            the first and last step. Their outputs get an `ntk_step` dimension. Only for
+            experiments that have such metrics.
+        store: a directory (zarr) to which every finished chunk is written at once. Calling
+            again with the same store resumes: finished chunks are read, not rerun. A store made
+            by another configuration is refused, naming what differs. `lazyrich.open(store)`
+            reads what is finished.
+        overwrite: replace a store made by another configuration.
         **params: experiment parameters. A list/tuple/range/1-d array makes a sweep axis (even of
             length 1), in keyword order; a scalar fixes the parameter for every run.
 
@@ -185,104 +210,90 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
     if exp.check is not None:
         for _, static in static_points:
             exp.check(static)
+    if exp.check_batched is not None:
+        values = {a.name: a.values for a in grid.batched_axes}
+        values.update({k: (v,) for k, v in grid.batched_scalars().items()})
+        for _, static in static_points:
+            exp.check_batched(static, values)
+    ntk_steps = at_steps.check_ntk_steps(exp, ntk_steps, grid.scalars["steps"],
+                                         grid.scalars["log_every"])
     columns = grid.batched_columns()
     n_batched = int(np.prod([len(a.values) for a in grid.batched_axes], dtype=np.int64))
     n_log = grid.scalars["steps"] // grid.scalars["log_every"] + 1
     outputs = exp.active_outputs(grid.scalars)
-    shapes = {k: (len(static_points), n_batched) + ((n_log,) if o.per_step else ())
+    shapes = {k: (len(static_points), n_batched)
+              + ((len(ntk_steps),) if o.at_ntk_steps else (n_log,) if o.per_step else ())
               for k, o in outputs.items()}
-    curves = {k: None for k, o in outputs.items() if o.per_step}
-    per_run = {k: None for k, o in outputs.items() if not o.per_step}
-    diverged = np.zeros((len(static_points), n_batched), dtype=bool)
+    layout = [(s, static, *_default_sizes(grid, static, n_batched, chunk_size, vmap_size,
+                                          memory_budget_bytes))
+              for s, (_, static) in enumerate(static_points)]
+    shapes["diverged"] = (len(static_points), n_batched)
+    run_store = None
+    if store is not None:
+        run_store, layout = _open_store(store, overwrite, grid, layout, chunk_size, ntk_steps,
+                                        shapes)
+    flat: dict[str, np.ndarray | None] = {k: None for k in outputs}
+    flat["diverged"] = np.zeros((len(static_points), n_batched), dtype=bool)
 
     started = time.perf_counter()
     with tqdm(total=grid.n_runs, unit="run", disable=not progress,
               desc=f"sweep {exp.name}") as bar:
-        for s, (_, static) in enumerate(static_points):
-            size, group = _default_sizes(grid, static, n_batched, chunk_size, vmap_size,
-                                         memory_budget_bytes)
+        for s, static, size, group in layout:
             runner = _compiled_runner(exp, tuple(sorted(static.items())),
-                                      str(jnp.result_type(float)), group)
-            for start in range(0, n_batched, size):
+                                      str(jnp.result_type(float)), group, ntk_steps)
+            for chunk, start in enumerate(range(0, n_batched, size)):
                 index = np.arange(start, min(start + size, n_batched))
+                if run_store is not None and run_store.is_finished(s, chunk):
+                    bar.update(len(index))
+                    continue
                 padded = np.concatenate([index, np.full(size - len(index), index[-1])])
-                logged, once, bad = runner(_chunk_inputs(grid, columns, padded))
-                for buffers, values in ((curves, logged), (per_run, once)):
-                    for k in buffers:
-                        value = np.asarray(values[k])[: len(index)]
-                        if buffers[k] is None:  # trailing dims (Output.dims) known only now
-                            buffers[k] = np.empty(shapes[k] + value.shape[len(shapes[k]) - 1:])
-                        buffers[k][s, index] = value
-                diverged[s, index] = np.asarray(bad)[: len(index)]
+                logged, once, bad, at_ntk = runner(_chunk_inputs(grid, columns, padded))
+                values = {k: np.asarray(v)[: len(index)]
+                          for part in (logged, once, at_ntk) for k, v in part.items()}
+                values["diverged"] = np.asarray(bad)[: len(index)]
+                if run_store is not None:
+                    run_store.write_chunk(s, chunk, values)
+                else:
+                    for k, value in values.items():
+                        if flat[k] is None:  # trailing dims (Output.dims) known only now
+                            flat[k] = np.empty(shapes[k] + value.shape[len(shapes[k]) - 1:])
+                        flat[k][s, index] = value
                 bar.update(len(index))
-    return _to_dataset(grid, curves, per_run, diverged, time.perf_counter() - started)
+    if run_store is not None:
+        flat, _ = run_store.read()
+    return flat_to_dataset(grid, flat, ntk_steps, time.perf_counter() - started)
 
 
-def _arrange(grid: Grid, flat: np.ndarray) -> np.ndarray:
-    """(static points, batched runs, ...) -> (axes in keyword order..., ...)."""
-    static_names = [a.name for a in grid.static_axes]
-    batched_names = [a.name for a in grid.batched_axes]
-    shape = [len(a.values) for a in grid.static_axes] + [len(a.values) for a in grid.batched_axes]
-    grouped = flat.reshape(tuple(shape) + flat.shape[2:])
-    current = static_names + batched_names
-    order = [current.index(a.name) for a in grid.axes]
-    return grouped.transpose(*order, *range(len(order), grouped.ndim))
+def _open_store(path, overwrite: bool, grid: Grid, layout: list, chunk_size, ntk_steps,
+                shapes: dict):
+    """Open or create the store for this sweep; returns (store, layout with its chunk size).
 
+    Every static point uses one chunk size (the smallest default, the caller's, or the store's
+    when resuming) so that each engine chunk is exactly one zarr chunk.
+    """
+    from lazyrich.store import SweepStore, stored_description
 
-def _versions() -> dict[str, str]:
-    from lazyrich import __version__
-    return {"lazyrich_version": __version__, "jax_version": jax.__version__,
-            "numpy_version": np.__version__, "xarray_version": xr.__version__}
-
-
-def _attribute(value: Any) -> Any:
-    """netCDF attributes hold numbers and strings: store booleans as 0/1."""
-    return int(value) if isinstance(value, bool) else value
-
-
-def _to_dataset(grid: Grid, curves: dict, per_run: dict, diverged: np.ndarray,
-                seconds: float) -> xr.Dataset:
-    exp = grid.experiment
-    axis_names = [a.name for a in grid.axes]
-    steps, log_every = grid.scalars["steps"], grid.scalars["log_every"]
-    coords: dict[str, Any] = {a.name: np.asarray(a.values) for a in grid.axes}
-    coords["step"] = ("step", np.arange(0, steps + 1, log_every),
-                      {"units": "optimisation steps"})
-    time_description = None
-    if callable(exp.time_scale):
+    n_batched = shapes["diverged"][1]
+    if chunk_size is None and os.path.isdir(path):
         try:
-            coords["time"] = ("step", float(exp.time_scale(grid.scalars)) * coords["step"][1])
-            time_description = (exp.time_scale.__doc__ or "step x time per step").strip()
-        except KeyError:  # a parameter the time unit needs is a sweep axis
-            pass
-    elif exp.time_scale is not None:
-        time_description = f"step x {exp.time_scale}"
-        if exp.time_scale in axis_names:
-            scale = np.asarray(grid.axes[axis_names.index(exp.time_scale)].values, float)
-            coords["time"] = ((exp.time_scale, "step"), scale[:, None] * coords["step"][1])
-        else:
-            coords["time"] = ("step", float(grid.scalars[exp.time_scale]) * coords["step"][1])
-    dtype = jnp.result_type(float)
-    data_vars = {}
-    for k, v in curves.items():
-        data_vars[k] = (axis_names + ["step", *exp.outputs[k].dims],
-                        _arrange(grid, v).astype(dtype), {"description": exp.outputs[k].doc})
-    for k, v in per_run.items():
-        data_vars[k] = (axis_names + list(exp.outputs[k].dims), _arrange(grid, v).astype(dtype),
-                        {"description": exp.outputs[k].doc})
-    data_vars["diverged"] = (axis_names, _arrange(grid, diverged),
-                             {"description": f"True where {exp.loss} became NaN or inf; later "
-                                             f"values of that run are NaN"})
-    ds = xr.Dataset(data_vars, coords=coords)
-    if "time" in ds.coords:
-        ds["time"].attrs["description"] = time_description
-    ds.attrs.update({
-        "experiment": exp.name,
-        "config": json.dumps(grid.config()),
-        "dtype": str(np.dtype(dtype)),
-        "backend": jax.default_backend(),
-        "wall_seconds": seconds,
-        **_versions(),
-        **{k: _attribute(v) for k, v in grid.scalars.items()},
-    })
-    return ds
+            chunk_size = stored_description(path)["chunk_size"]
+        except ValueError:
+            chunk_size = None
+    size = min(chunk_size or min(entry[2] for entry in layout), n_batched)
+    layout = [(s, static, size, group if group is not None and group < size else None)
+              for s, static, _, group in layout]
+    full_shapes = {"diverged": shapes["diverged"]}
+    for _, static, _, group in layout:
+        runner = _compiled_runner(grid.experiment, tuple(sorted(static.items())),
+                                  str(jnp.result_type(float)), group, ntk_steps)
+        example = _chunk_inputs(grid, grid.batched_columns(), np.zeros(size, dtype=int))
+        logged, once, _, at_ntk = jax.eval_shape(runner, example)
+        for k, v in {**logged, **once, **at_ntk}.items():
+            shape = shapes[k] + tuple(v.shape[len(shapes[k]) - 1:])
+            if full_shapes.setdefault(k, shape) != shape:
+                raise ValueError(f"store={os.fspath(path)!r}: output {k!r} changes shape across "
+                                 f"the static axes ({full_shapes[k]} vs {shape}); sweep those "
+                                 f"axes into separate stores")
+    description = {**grid.config(), "chunk_size": int(size),
+                   "dtype": str(np.dtype(jnp.result_type(float))), "ntk_steps": list(ntk_steps)}
+    return SweepStore(path, description, full_shapes, versions(), overwrite), layout

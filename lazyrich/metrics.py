@@ -1,7 +1,10 @@
 """Metrics shared by experiments: losses, parameter movement, kernel regression.
 
 All functions are pure, jit- and vmap-friendly, and work in float32 or float64 (whatever the
-inputs carry).
+inputs carry). The rich/lazy measures of Liu et al. (2024) live in their own modules and are
+re-exported here: `effective_rank` (`lazyrich.rank_measures`), `empirical_ntk` (`lazyrich.ntk`),
+and weight change, kernel / representation / kernel-target alignment and sign similarity
+(`lazyrich.alignment`).
 """
 
 from __future__ import annotations
@@ -9,6 +12,16 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from lazyrich.alignment import centre_kernel as centre_kernel
+from lazyrich.alignment import kernel_alignment as kernel_alignment
+from lazyrich.alignment import kernel_target_alignment as kernel_target_alignment
+from lazyrich.alignment import relative_weight_change as relative_weight_change
+from lazyrich.alignment import representation_alignment as representation_alignment
+from lazyrich.alignment import sign_similarity as sign_similarity
+from lazyrich.alignment import weight_change as weight_change
+from lazyrich.ntk import empirical_ntk as empirical_ntk
+from lazyrich.rank_measures import effective_rank as effective_rank
 
 
 def mean_squared_error(prediction: jax.Array, target: jax.Array) -> jax.Array:

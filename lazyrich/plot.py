@@ -12,6 +12,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
+from lazyrich.plot_rank import linear_theory as linear_theory
+from lazyrich.plot_rank import rank_sweep as rank_sweep
+
 AVERAGED_AXIS = "seed"
 
 

@@ -119,12 +119,16 @@ class Output:
         when: name of a boolean parameter that must be True for the output to exist, or None.
         dims: names of the output's own trailing dimensions when it is an array rather than a
             scalar (e.g. ("student", "teacher") for an overlap matrix); () for scalars.
+        at_ntk_steps: True for costly values computed by the experiment's `ntk_metrics` at the
+            steps chosen with `sweep(..., ntk_steps=)` (dims: axes..., ntk_step); `per_step` is
+            then ignored.
     """
 
     doc: str
     per_step: bool = True
     when: str | None = None
     dims: tuple[str, ...] = ()
+    at_ntk_steps: bool = False
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -151,6 +155,14 @@ class Experiment:
             returning the time per step, whose docstring describes it (no coordinate when a
             parameter it reads is swept); or None.
         loss: name of the logged metric whose turning NaN/inf marks a run as diverged.
+        ntk_metrics: (state, reference, params) -> dict of scalars for the outputs with
+            `at_ntk_steps=True`, computed at the steps chosen with `sweep(ntk_steps=)`
+            (default: first and last; see `lazyrich.ntk_steps`); or None.
+        ntk_reference: (state0, params) -> pytree computed once per run and passed to
+            `ntk_metrics` as `reference` (e.g. the initial kernel); None passes state0 itself.
+        check_batched: (static_params, values) -> None, validation before any compilation of
+            batched parameters against static ones (e.g. rank <= N); `values` maps every
+            batched parameter to the tuple of values it takes in the sweep; raises ValueError.
     """
 
     name: str
@@ -164,6 +176,9 @@ class Experiment:
     check: Callable | None = None
     time_scale: str | Callable | None = None
     loss: str = "train_loss"
+    ntk_metrics: Callable | None = None
+    ntk_reference: Callable | None = None
+    check_batched: Callable | None = None
 
     def defaults(self, **overrides) -> dict[str, Any]:
         """Every parameter at its default, with `overrides` validated and applied.
