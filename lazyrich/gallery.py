@@ -49,9 +49,36 @@ def teacher_figure(out_dir: str) -> str:
     return path
 
 
+def rank_figure(out_dir: str) -> str:
+    """KA, RA and weight change vs initial rank for a small ReLU RNN on 2AF and DMS."""
+    from lazyrich.plot import rank_sweep
+
+    ds = sweep("rnn_rank", task=["2AF", "DMS"], rank=[1, 8, 64], seed=[0, 1, 2], N=64,
+               steps=1000, log_every=100, progress=False)
+    path = os.path.join(out_dir, "rank_sweep.png")
+    rank_sweep(ds, out=path)
+    plt.close("all")
+    return path
+
+
+def linear_rank_figure(out_dir: str) -> str:
+    """Two-layer linear nets: simulated task-averaged kernel alignment vs rank, and E[KA]."""
+    from dmft.linear import rank_curve
+    from lazyrich.plot import linear_theory
+
+    ranks = [1, 2, 5, 10, 20]
+    sim = sweep("linear_rank", rank=ranks, task_seed=range(100), steps=600, progress=False)
+    path = os.path.join(out_dir, "linear_rank.png")
+    linear_theory(sim, rank_curve(ranks), out=path)
+    plt.close("all")
+    return path
+
+
 FIGURES: dict[str, Callable[[str], str]] = {
     "grokking": grokking_figure,
     "teacher": teacher_figure,
+    "rank_sweep": rank_figure,
+    "linear_rank": linear_rank_figure,
 }
 
 

@@ -15,4 +15,4 @@ def test_teacher_figure_is_written(tmp_path):
 def test_unknown_figures_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown gallery figures"):
         make_gallery(str(tmp_path), ["nonsense"])
-    assert {"grokking", "teacher"} <= set(FIGURES)
+    assert {"grokking", "teacher", "rank_sweep", "linear_rank"} <= set(FIGURES)
