@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from lazyrich import ntk_steps as at_steps
@@ -235,10 +236,15 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
     flat: dict[str, np.ndarray | None] = {k: None for k in outputs}
     flat["diverged"] = np.zeros((len(static_points), n_batched), dtype=bool)
 
+    devices = jax.local_devices()
+    sharding = NamedSharding(Mesh(np.array(devices), ("runs",)), PartitionSpec("runs"))
     started = time.perf_counter()
     with tqdm(total=grid.n_runs, unit="run", disable=not progress,
               desc=f"sweep {exp.name}") as bar:
         for s, static, size, group in layout:
+            # with several devices each chunk's batch axis is split evenly over them (GSPMD)
+            padded_size = -(-size // len(devices)) * len(devices)
+            group = group if len(devices) == 1 else None
             runner = _compiled_runner(exp, tuple(sorted(static.items())),
                                       str(jnp.result_type(float)), group, ntk_steps)
             for chunk, start in enumerate(range(0, n_batched, size)):
@@ -246,8 +252,9 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
                 if run_store is not None and run_store.is_finished(s, chunk):
                     bar.update(len(index))
                     continue
-                padded = np.concatenate([index, np.full(size - len(index), index[-1])])
-                logged, once, bad, at_ntk = runner(_chunk_inputs(grid, columns, padded))
+                padded = np.concatenate([index, np.full(padded_size - len(index), index[-1])])
+                inputs = jax.device_put(_chunk_inputs(grid, columns, padded), sharding)
+                logged, once, bad, at_ntk = runner(inputs)
                 values = {k: np.asarray(v)[: len(index)]
                           for part in (logged, once, at_ntk) for k, v in part.items()}
                 values["diverged"] = np.asarray(bad)[: len(index)]
