@@ -25,9 +25,7 @@ test-slow: install
 	$(BIN)/python -m pytest -q -m slow
 
 bench: install
-	@set -e; for script in benchmarks/*.py; do \
-		echo "== $$script"; $(BIN)/python $$script; \
-	done
+	PYTHON=$(BIN)/python benchmarks/run_all.sh
 
 lint: install
 	$(BIN)/ruff check .

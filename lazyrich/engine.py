@@ -290,11 +290,14 @@ def _open_store(path, overwrite: bool, grid: Grid, layout: list, chunk_size, ntk
     layout = [(s, static, size, group if group is not None and group < size else None)
               for s, static, _, group in layout]
     full_shapes = {"diverged": shapes["diverged"]}
-    for _, static, _, group in layout:
-        runner = _compiled_runner(grid.experiment, tuple(sorted(static.items())),
-                                  str(jnp.result_type(float)), group, ntk_steps)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise ValueError(f"store={os.fspath(path)!r} cannot be created: {parent!r} is not an "
+                         f"existing directory")
+    for _, static, _, _ in layout:
+        one_run = _make_run_one(grid.experiment, static, ntk_steps)
         example = _chunk_inputs(grid, grid.batched_columns(), np.zeros(size, dtype=int))
-        logged, once, _, at_ntk = jax.eval_shape(runner, example)
+        logged, once, _, at_ntk = jax.eval_shape(jax.vmap(one_run), example)
         for k, v in {**logged, **once, **at_ntk}.items():
             shape = shapes[k] + tuple(v.shape[len(shapes[k]) - 1:])
             if full_shapes.setdefault(k, shape) != shape:

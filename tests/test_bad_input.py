@@ -65,3 +65,68 @@ def test_defaults_refuses_unknown_and_bad_values():
         experiment.defaults(width=3)
     with pytest.raises(ValueError, match="D=0"):
         experiment.defaults(D=0)
+
+
+@pytest.mark.parametrize("experiment,kwargs,error,fragment", [
+    ("teacher", {"activation": "softplus"}, ValueError, "activation='softplus'"),
+    ("teacher", {"M": 0}, ValueError, "M=0"),
+    ("teacher", {"batch_size": 0.5}, TypeError, "batch_size=0.5"),
+    ("linear_rank", {"rank": 0}, ValueError, "rank"),
+    ("linear_rank", {"init": "orthogonal"}, ValueError, "init='orthogonal'"),
+    ("rnn_rank", {"task": "XOR"}, ValueError, "task='XOR'"),
+    ("rnn_rank", {"N": 8, "rank": 9}, ValueError, "rank"),
+    ("rnn_rank", {"momentum": float("inf")}, ValueError, "momentum=inf"),
+])
+def test_every_experiment_refuses_bad_input(experiment, kwargs, error, fragment):
+    with pytest.raises(error, match=fragment.replace("(", r"\(").replace("[", r"\[")):
+        lazyrich.sweep(experiment, progress=False, **kwargs)
+
+
+def test_store_paths_that_cannot_work_are_refused_and_nothing_is_written(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with pytest.raises(ValueError, match="cannot be created|not a directory"):
+        lazyrich.sweep("grokking", store=str(blocker / "runs.zarr"), progress=False, steps=10,
+                       log_every=5, D=4, N=4, P=4, n_test=4)
+    assert blocker.read_text() == "x"
+    corrupt = tmp_path / "corrupt.zarr"
+    corrupt.mkdir()
+    (corrupt / "zarr.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        lazyrich.sweep("grokking", store=str(corrupt), progress=False, steps=10, log_every=5)
+    assert (corrupt / "zarr.json").read_text() == "{not json"
+    with pytest.raises(ValueError, match="not a lazyrich sweep store"):
+        lazyrich.open(str(corrupt))
+    with pytest.raises(ValueError, match="does not exist"):
+        lazyrich.load(str(tmp_path / "missing.nc"))
+
+
+def test_theory_solvers_refuse_bad_input():
+    from dmft import committee, kernel
+
+    eye = np.eye(2)
+    with pytest.raises(ValueError, match="dt="):
+        committee.solve(0.5, eye, eye, eye, t_max=1.0, dt=float("inf"))
+    with pytest.raises(ValueError, match="multiple of dt"):
+        committee.solve(0.5, eye, eye, eye, t_max=1.05, dt=0.1)
+    with pytest.raises(ValueError, match="steps must be"):
+        kernel.learning_curves(eye, eye, np.ones(2), np.ones(2), [-1], 0.1)
+    with pytest.raises(ValueError, match="log_every"):
+        kernel.grokking_lazy_curves(steps=10, log_every=3)
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "grokking", "--alpha", "-1", "--out", "x.nc"],
+    ["run", "grokking", "--steps", "10", "--log_every", "3", "--out", "x.nc"],
+    ["run", "teacher", "--activation", "tanh", "--out", "x.nc"],
+    ["compare", "teacher", "--out", "x.png"],
+])
+def test_command_line_exits_non_zero_with_one_line_and_writes_nothing(argv, tmp_path,
+                                                                      monkeypatch, capsys):
+    from lazyrich.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err and len(err.splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
