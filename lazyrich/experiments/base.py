@@ -209,13 +209,21 @@ class Experiment:
         return "\n".join(lines)
 
 
+def step_parameters(steps: int, log_every: int) -> dict[str, Parameter]:
+    """`steps` and `log_every` with an experiment's own defaults (scalar-only, static)."""
+    return {
+        "steps": Parameter(steps, "int", static=True, minimum=0, exclusive_minimum=True,
+                           sweepable=False, doc="number of optimisation steps"),
+        "log_every": Parameter(log_every, "int", static=True, minimum=0, exclusive_minimum=True,
+                               sweepable=False,
+                               doc="steps between logged values; must divide steps"),
+    }
+
+
 COMMON_PARAMETERS: dict[str, Parameter] = {
     "seed": Parameter(0, "int", static=False, minimum=0,
                       doc="seed of the run's PRNG key (data, teacher and initialisation)"),
-    "steps": Parameter(1000, "int", static=True, minimum=0, exclusive_minimum=True,
-                       sweepable=False, doc="number of optimisation steps"),
-    "log_every": Parameter(10, "int", static=True, minimum=0, exclusive_minimum=True,
-                           sweepable=False, doc="steps between logged values; must divide steps"),
+    **step_parameters(1000, 10),
 }
 
 _REGISTRY: dict[str, Experiment] = {}

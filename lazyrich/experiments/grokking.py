@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from lazyrich.experiments import grokking_model as model
-from lazyrich.experiments.base import Experiment, Output, Parameter, register
+from lazyrich.experiments.base import Experiment, Output, Parameter, register, step_parameters
 from lazyrich.metrics import (
     kernel_regression,
     mean_squared_error,
@@ -63,10 +63,7 @@ PARAMETERS = {
     "linearized": Parameter(False, "bool", static=True, sweepable=False,
                             doc="also train the linearised network and compute kernel "
                                 "regression with the initial NTK"),
-    "steps": Parameter(20_000, "int", static=True, minimum=0, exclusive_minimum=True,
-                       sweepable=False, doc="number of gradient-descent steps"),
-    "log_every": Parameter(100, "int", static=True, minimum=0, exclusive_minimum=True,
-                           sweepable=False, doc="steps between logged values; must divide steps"),
+    **step_parameters(20_000, 100),
 }
 
 OUTPUTS = {

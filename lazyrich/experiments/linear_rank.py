@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 from lazyrich import init as initialisation
 from lazyrich.alignment import kernel_alignment
-from lazyrich.experiments.base import Experiment, Output, Parameter, register
+from lazyrich.experiments.base import Experiment, Output, Parameter, register, step_parameters
 from lazyrich.sampling import normal_blocks
 
 INITS = ("random", "aligned", "partial")
@@ -48,10 +48,7 @@ PARAMETERS = {
                           "rank-d/2 truncation of F"),
     "lr": Parameter(0.1, "float", static=False, minimum=0, exclusive_minimum=True,
                     doc="learning rate (time = step x lr)"),
-    "steps": Parameter(2000, "int", static=True, minimum=0, exclusive_minimum=True,
-                       sweepable=False, doc="number of gradient-descent steps"),
-    "log_every": Parameter(100, "int", static=True, minimum=0, exclusive_minimum=True,
-                           sweepable=False, doc="steps between logged values; must divide steps"),
+    **step_parameters(2000, 100),
 }
 
 OUTPUTS = {

@@ -27,7 +27,7 @@ from jax import lax
 
 from lazyrich import alignment
 from lazyrich import init as initialisation
-from lazyrich.experiments.base import Experiment, Output, Parameter, register
+from lazyrich.experiments.base import Experiment, Output, Parameter, register, step_parameters
 from lazyrich.ntk import empirical_ntk
 from lazyrich.sampling import normal_blocks
 from lazyrich.tasks import cognitive
@@ -48,10 +48,7 @@ PARAMETERS = {
     "batch_size": Parameter(32, "int", static=True, minimum=1, doc="trials per step"),
     "eval_batches": Parameter(10, "int", static=True, minimum=1,
                               doc="evaluation trials / batch_size (fixed at initialisation)"),
-    "steps": Parameter(10_000, "int", static=True, minimum=0, exclusive_minimum=True,
-                       sweepable=False, doc="number of SGD steps"),
-    "log_every": Parameter(100, "int", static=True, minimum=0, exclusive_minimum=True,
-                           sweepable=False, doc="steps between logged values; must divide steps"),
+    **step_parameters(10_000, 100),
 }
 
 OUTPUTS = {

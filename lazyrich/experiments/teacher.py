@@ -21,7 +21,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lazyrich.experiments.base import Experiment, Output, Parameter, register
+from lazyrich.experiments.base import Experiment, Output, Parameter, register, step_parameters
 from lazyrich.sampling import normal_blocks
 from lazyrich.tasks.committee import ACTIVATIONS, committee_output, generalisation_error
 
@@ -46,10 +46,7 @@ PARAMETERS = {
     "batch_size": Parameter(1, "int", static=True, minimum=1,
                             doc="fresh examples per online SGD step"),
     "n_test": Parameter(1000, "int", static=True, minimum=1, doc="number of test examples"),
-    "steps": Parameter(10_000, "int", static=True, minimum=0, exclusive_minimum=True,
-                       sweepable=False, doc="number of SGD steps"),
-    "log_every": Parameter(100, "int", static=True, minimum=0, exclusive_minimum=True,
-                           sweepable=False, doc="steps between logged values; must divide steps"),
+    **step_parameters(10_000, 100),
 }
 
 OUTPUTS = {
