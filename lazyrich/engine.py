@@ -15,7 +15,7 @@ import functools
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -143,6 +143,50 @@ def _default_sizes(grid: Grid, static: Mapping[str, Any], n_batched: int, chunk_
     return chunk_size, vmap_size
 
 
+class ChunkJob(NamedTuple):
+    """One chunk of runs: which static point and chunk, its static parameters and its runs."""
+
+    static_index: int
+    chunk_index: int
+    static_items: tuple
+    vmap_size: int | None
+    index: np.ndarray
+    size: int
+
+
+def compute_chunk(experiment: Experiment, grid: Grid, columns: dict, job: ChunkJob,
+                  ntk_steps: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """Run one chunk on this process's devices; name -> (runs in chunk, ...) numpy arrays.
+
+    The chunk is padded to `job.size` rounded up to a multiple of the local device count, and
+    its batch axis is sharded over all local devices (GSPMD).
+    """
+    devices = jax.local_devices()
+    sharding = NamedSharding(Mesh(np.array(devices), ("runs",)), PartitionSpec("runs"))
+    padded_size = -(-job.size // len(devices)) * len(devices)
+    group = job.vmap_size if len(devices) == 1 else None
+    runner = _compiled_runner(experiment, job.static_items, str(jnp.result_type(float)), group,
+                              ntk_steps)
+    padded = np.concatenate([job.index, np.full(padded_size - len(job.index), job.index[-1])])
+    logged, once, bad, at_ntk = runner(jax.device_put(_chunk_inputs(grid, columns, padded),
+                                                      sharding))
+    values = {k: np.asarray(v)[: len(job.index)]
+              for part in (logged, once, at_ntk) for k, v in part.items()}
+    values["diverged"] = np.asarray(bad)[: len(job.index)]
+    return values
+
+
+def _run_locally(experiment, grid, columns, jobs, ntk_steps):
+    for job in jobs:
+        yield job, compute_chunk(experiment, grid, columns, job, ntk_steps)
+
+
+def _ray_executor(executor):
+    from lazyrich.distributed import ray_chunks
+
+    return functools.partial(ray_chunks, address=None if executor == "ray" else executor)
+
+
 def _check_positive_integer(name: str, value, allow_none: bool) -> None:
     allowed = "a positive integer" + (" or None" if allow_none else "")
     if value is None and allow_none:
@@ -167,7 +211,7 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
           vmap_size: int | None = None, progress: bool = True,
           memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
           ntk_steps: Sequence[int] | None = None, store: str | os.PathLike | None = None,
-          overwrite: bool = False, **params) -> xr.Dataset:
+          overwrite: bool = False, executor: str | None = None, **params) -> xr.Dataset:
     """Run every combination of the given parameters and return the results as a Dataset.
 
     Args:
@@ -190,6 +234,11 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
             by another configuration is refused, naming what differs. `lazyrich.open(store)`
             reads what is finished.
         overwrite: replace a store made by another configuration.
+        executor: None to compute chunks in this process; "ray" to send each chunk to Ray as a
+            task (a local Ray instance, or the cluster `ray.init` already joined), or a Ray
+            address ("ray://host:10001", "auto") to join first. Results are gathered in grid
+            order and written to the store as they arrive; a worker that dies has its chunk
+            retried. Needs the `ray` extra.
         **params: experiment parameters. A list/tuple/range/1-d array makes a sweep axis (even of
             length 1), in keyword order; a scalar fixes the parameter for every run.
 
@@ -206,6 +255,9 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
     """
     exp = get_experiment(experiment)
     _check_engine_options(chunk_size, vmap_size, progress, memory_budget_bytes)
+    if executor is not None and not isinstance(executor, str):
+        raise TypeError(f"executor={executor!r} has type {type(executor).__name__}; executor "
+                        f"must be None, 'ray' or a Ray address string")
     grid = make_grid(exp, params)
     static_points = list(grid.static_points())
     if exp.check is not None:
@@ -236,36 +288,27 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
     flat: dict[str, np.ndarray | None] = {k: None for k in outputs}
     flat["diverged"] = np.zeros((len(static_points), n_batched), dtype=bool)
 
-    devices = jax.local_devices()
-    sharding = NamedSharding(Mesh(np.array(devices), ("runs",)), PartitionSpec("runs"))
+    jobs = []
+    for s, static, size, group in layout:
+        for chunk, start in enumerate(range(0, n_batched, size)):
+            index = np.arange(start, min(start + size, n_batched))
+            if run_store is None or not run_store.is_finished(s, chunk):
+                jobs.append(ChunkJob(s, chunk, tuple(sorted(static.items())), group, index,
+                                     size))
+    run_chunks = _run_locally if executor is None else _ray_executor(executor)
     started = time.perf_counter()
     with tqdm(total=grid.n_runs, unit="run", disable=not progress,
-              desc=f"sweep {exp.name}") as bar:
-        for s, static, size, group in layout:
-            # with several devices each chunk's batch axis is split evenly over them (GSPMD)
-            padded_size = -(-size // len(devices)) * len(devices)
-            group = group if len(devices) == 1 else None
-            runner = _compiled_runner(exp, tuple(sorted(static.items())),
-                                      str(jnp.result_type(float)), group, ntk_steps)
-            for chunk, start in enumerate(range(0, n_batched, size)):
-                index = np.arange(start, min(start + size, n_batched))
-                if run_store is not None and run_store.is_finished(s, chunk):
-                    bar.update(len(index))
-                    continue
-                padded = np.concatenate([index, np.full(padded_size - len(index), index[-1])])
-                inputs = jax.device_put(_chunk_inputs(grid, columns, padded), sharding)
-                logged, once, bad, at_ntk = runner(inputs)
-                values = {k: np.asarray(v)[: len(index)]
-                          for part in (logged, once, at_ntk) for k, v in part.items()}
-                values["diverged"] = np.asarray(bad)[: len(index)]
-                if run_store is not None:
-                    run_store.write_chunk(s, chunk, values)
-                else:
-                    for k, value in values.items():
-                        if flat[k] is None:  # trailing dims (Output.dims) known only now
-                            flat[k] = np.empty(shapes[k] + value.shape[len(shapes[k]) - 1:])
-                        flat[k][s, index] = value
-                bar.update(len(index))
+              desc=f"sweep {exp.name}", initial=grid.n_runs - sum(len(j.index) for j in jobs)) \
+            as bar:
+        for job, values in run_chunks(exp, grid, columns, jobs, ntk_steps):
+            if run_store is not None:
+                run_store.write_chunk(job.static_index, job.chunk_index, values)
+            else:
+                for k, value in values.items():
+                    if flat[k] is None:  # trailing dims (Output.dims) known only now
+                        flat[k] = np.empty(shapes[k] + value.shape[len(shapes[k]) - 1:])
+                    flat[k][job.static_index, job.index] = value
+            bar.update(len(job.index))
     if run_store is not None:
         flat, _ = run_store.read()
     return flat_to_dataset(grid, flat, ntk_steps, time.perf_counter() - started)
