@@ -1,0 +1,102 @@
+"""provenance.stats against scipy.stats and brute-force enumeration."""
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import provenance
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 200))
+    y = 0.2 * x + rng.normal(size=(3, 200))
+    y[:, :40] = np.round(y[:, :40])  # ties
+    return x, y
+
+
+def test_rankdata_matches_scipy_with_ties(data):
+    _, y = data
+    np.testing.assert_allclose(provenance.rankdata(y), stats.rankdata(y, axis=-1))
+    np.testing.assert_allclose(provenance.rankdata(y.T, axis=0), stats.rankdata(y.T, axis=0))
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
+def test_spearman_and_pearson_match_scipy_for_every_model(data, alternative):
+    x, y = data
+    ours = provenance.spearman(x, y, alternative=alternative)
+    theirs = stats.spearmanr(x[1], y[1], alternative=alternative)
+    assert ours.statistic[1] == pytest.approx(theirs.statistic, rel=1e-12)
+    assert ours.pvalue[1] == pytest.approx(theirs.pvalue, rel=1e-8)
+    assert ours.n == 200 and ours.statistic.shape == (3,)
+    r = provenance.pearson(x[2], y[2], alternative=alternative)
+    reference = stats.pearsonr(x[2], y[2], alternative=alternative)
+    assert r.statistic == pytest.approx(reference.statistic, rel=1e-12)
+    assert r.pvalue == pytest.approx(reference.pvalue, rel=1e-8)
+
+
+def test_exact_spearman_equals_brute_force_enumeration():
+    x = np.array([1.0, 2, 3, 4, 5, 6])
+    y = np.array([2.0, 1, 4, 3, 6, 5])
+    rho = stats.spearmanr(x, y).statistic
+    null = [stats.spearmanr(x, p).statistic for p in itertools.permutations(y)]
+    expected = np.mean(np.array(null) >= rho - 1e-12)
+    result = provenance.spearman(x, y, method="exact")
+    assert result.pvalue == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="n <= 9"):
+        provenance.spearman(np.arange(12.0), np.arange(12.0), method="exact")
+
+
+def test_permutation_p_value_is_calibrated_and_agrees_with_asymptotic(data):
+    x, y = data
+    permuted = provenance.spearman(x, y, method="permutation", n_permutations=4000)
+    asymptotic = provenance.spearman(x, y)
+    np.testing.assert_allclose(permuted.pvalue, asymptotic.pvalue, atol=0.02)
+    rng = np.random.default_rng(1)
+    null = provenance.spearman(rng.normal(size=(200, 30)), rng.normal(size=(200, 30)),
+                               method="permutation", n_permutations=200)
+    assert 0.35 < float(np.mean(null.pvalue)) < 0.65
+
+
+def test_log10_pvalue_stays_finite_far_below_1e_300():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=5000)
+    result = provenance.spearman(x, x + 0.05 * rng.normal(size=5000))
+    assert result.pvalue == 0.0 and np.isfinite(result.log10_pvalue)
+    assert result.log10_pvalue < -300
+    perfect = provenance.spearman(x, x)
+    assert np.isfinite(perfect.log10_pvalue) and perfect.log10_pvalue < result.log10_pvalue
+    assert "spearman" in str(result) and "log10 p" in str(result)
+
+
+def test_log_tail_matches_scipy_where_scipy_is_finite():
+    """The series used beyond scipy's range equals scipy's log-survival where both exist."""
+    from provenance.stats import _log_t_sf_series
+
+    t = np.array([0.5, 5.0, 20.0, 80.0])
+    np.testing.assert_allclose(_log_t_sf_series(t, 30), stats.t.logsf(t, 30), rtol=1e-9)
+
+
+def test_combinations_and_holm():
+    p = np.array([0.01, 0.2, 0.04])
+    assert provenance.fisher_combination(p) == pytest.approx(
+        stats.combine_pvalues(p, method="fisher").pvalue, rel=1e-10)
+    assert provenance.stouffer_combination(p) == pytest.approx(
+        stats.combine_pvalues(p, method="stouffer").pvalue, rel=1e-10)
+    np.testing.assert_allclose(provenance.holm(p), [0.03, 0.2, 0.08])
+
+
+@pytest.mark.parametrize("call,fragment", [
+    (lambda: provenance.spearman([1, 2], [1, 2]), "at least 3"),
+    (lambda: provenance.spearman([1, 2, np.nan], [1, 2, 3]), "finite"),
+    (lambda: provenance.spearman([1, 2, 3], [1, 2, 3], method="magic"), "method='magic'"),
+    (lambda: provenance.pearson([1, 2, 3], [3, 2, 1], alternative="up"), "alternative='up'"),
+    (lambda: provenance.spearman(np.ones((2, 5)), np.ones((3, 5))), "do not broadcast"),
+    (lambda: provenance.holm([0.5, 1.5]), "pvalues"),
+])
+def test_bad_input(call, fragment):
+    with pytest.raises(ValueError, match=fragment):
+        call()
