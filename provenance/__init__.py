@@ -5,15 +5,15 @@ data best, so the correlation between a suspect model's per-example log-likeliho
 training order tests whether the suspect derives from Alice's model.
 """
 
+from provenance.combine import combine_pvalues, fisher_combination, holm, stouffer_combination
 from provenance.stats import (
     CorrelationResult,
-    fisher_combination,
-    holm,
+    count_inversions,
+    kendall,
     pearson,
     rankdata,
     spearman,
-    stouffer_combination,
 )
 
-__all__ = ["CorrelationResult", "fisher_combination", "holm", "pearson", "rankdata", "spearman",
-           "stouffer_combination"]
+__all__ = ["CorrelationResult", "combine_pvalues", "count_inversions", "fisher_combination",
+           "holm", "kendall", "pearson", "rankdata", "spearman", "stouffer_combination"]

@@ -82,6 +82,9 @@ def test_log_tail_matches_scipy_where_scipy_is_finite():
 
 def test_combinations_and_holm():
     p = np.array([0.01, 0.2, 0.04])
+    assert provenance.combine_pvalues(p, "stouffer") == provenance.stouffer_combination(p)
+    with pytest.raises(ValueError, match="method='tippett'"):
+        provenance.combine_pvalues(p, "tippett")
     assert provenance.fisher_combination(p) == pytest.approx(
         stats.combine_pvalues(p, method="fisher").pvalue, rel=1e-10)
     assert provenance.stouffer_combination(p) == pytest.approx(
@@ -96,7 +99,98 @@ def test_combinations_and_holm():
     (lambda: provenance.pearson([1, 2, 3], [3, 2, 1], alternative="up"), "alternative='up'"),
     (lambda: provenance.spearman(np.ones((2, 5)), np.ones((3, 5))), "do not broadcast"),
     (lambda: provenance.holm([0.5, 1.5]), "pvalues"),
+    (lambda: provenance.spearman([1, 1, 1, 1], [1, 2, 3, 4]), "x is constant"),
+    (lambda: provenance.kendall([1, 2, 3, 4], np.ones((2, 4))), "y is constant"),
+    (lambda: provenance.kendall(np.ones(4), np.ones(5)), "do not broadcast"),
+    (lambda: provenance.kendall(np.arange(5.0), [1, 2, 2, 3, 4], method="exact"), "no ties"),
+    (lambda: provenance.kendall(np.arange(5.0), np.arange(5.0), method="permutation",
+                                n_permutations=0), "n_permutations"),
+    (lambda: provenance.count_inversions([0.5, 1.0]), "non-negative integers"),
 ])
 def test_bad_input(call, fragment):
     with pytest.raises(ValueError, match=fragment):
         call()
+
+
+def brute_force_kendall(x, y):
+    """tau-b from an O(n^2) loop over all pairs (independent of the O(n log n) code)."""
+    concordant = discordant = tied_x = tied_y = 0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            sign = np.sign(x[i] - x[j]) * np.sign(y[i] - y[j])
+            concordant += sign > 0
+            discordant += sign < 0
+            tied_x += x[i] == x[j]
+            tied_y += y[i] == y[j]
+    pairs = len(x) * (len(x) - 1) / 2
+    return (concordant - discordant) / np.sqrt((pairs - tied_x) * (pairs - tied_y))
+
+
+def test_count_inversions_equals_brute_force_loop():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 33, 100):
+        values = rng.integers(0, 9, size=(3, n))
+        expected = [sum(int(row[i] > row[j]) for i in range(n) for j in range(i + 1, n))
+                    for row in values]
+        np.testing.assert_array_equal(provenance.count_inversions(values), expected)
+
+
+def test_kendall_equals_brute_force_on_small_tied_data():
+    rng = np.random.default_rng(4)
+    for n in (3, 5, 12, 40):
+        x, y = rng.integers(0, 4, size=n).astype(float), rng.integers(0, 3, size=n)
+        if np.ptp(x) == 0 or np.ptp(y) == 0:
+            continue
+        assert provenance.kendall(x, y).statistic == pytest.approx(brute_force_kendall(x, y),
+                                                                   abs=1e-14)
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
+def test_kendall_matches_scipy_with_ties_for_every_model(data, alternative):
+    """Statistic to 1e-12 and the tie-corrected asymptotic p-value to 1e-9 relative."""
+    x, y = data
+    x = np.round(x, 1)  # ties in both x and y
+    ours = provenance.kendall(x, y, alternative=alternative)
+    for model in range(3):
+        theirs = stats.kendalltau(x[model], y[model], alternative=alternative)
+        assert ours.statistic[model] == pytest.approx(theirs.statistic, abs=1e-12)
+        assert ours.pvalue[model] == pytest.approx(theirs.pvalue, rel=1e-9)
+    shared = provenance.kendall(x[0], y, alternative=alternative)  # one order, three models
+    assert shared.statistic[2] == pytest.approx(
+        stats.kendalltau(x[0], y[2], alternative=alternative).statistic, abs=1e-12)
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
+def test_kendall_exact_matches_scipy_and_enumeration(alternative):
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=40)
+    y = x + 2 * rng.normal(size=40)
+    ours = provenance.kendall(x, y, method="exact", alternative=alternative)
+    theirs = stats.kendalltau(x, y, method="exact", alternative=alternative)
+    assert ours.pvalue == pytest.approx(theirs.pvalue, rel=1e-10)
+    small_x, small_y = np.arange(7.0), np.array([3.0, 0, 1, 5, 2, 6, 4])
+    tau = brute_force_kendall(small_x, small_y)
+    null = np.array([brute_force_kendall(small_x, np.array(p))
+                     for p in itertools.permutations(small_y)])
+    tail = {"greater": null >= tau - 1e-12, "less": null <= tau + 1e-12,
+            "two-sided": np.abs(null) >= abs(tau) - 1e-12}[alternative]
+    exact = provenance.kendall(small_x, small_y, method="exact", alternative=alternative)
+    assert exact.pvalue == pytest.approx(tail.mean(), rel=1e-12)
+
+
+def test_kendall_permutation_agrees_with_asymptotic_and_is_bounded(data):
+    x, y = data
+    permuted = provenance.kendall(x, y, method="permutation", n_permutations=2000)
+    asymptotic = provenance.kendall(x, y)
+    np.testing.assert_allclose(permuted.pvalue, asymptotic.pvalue, atol=0.03)
+    assert np.all(permuted.pvalue >= 1 / 2001)
+    strong = provenance.kendall(x[0], x[0] + 0.01 * y[0], method="permutation",
+                                n_permutations=99)
+    assert strong.pvalue == pytest.approx(1 / 100)
+
+
+def test_kendall_log10_pvalue_finite_far_below_1e_300():
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=20_000)
+    result = provenance.kendall(x, x + 0.05 * rng.normal(size=20_000))
+    assert result.pvalue == 0.0 and -1e6 < result.log10_pvalue < -300
