@@ -1,0 +1,398 @@
+"""Observational (text-only) provenance tests: span overlap and reshuffled retraining.
+
+Kuditipudi et al. (2025), palimpsestic membership inference, observational setting: Alice sees
+only text that Bob published, not Bob's model.
+
+Span overlap (the paper's n-gram / partition test, no retraining). For each position i of Bob's
+text take the longest span starting at i (at most `max_length` tokens, within Bob's text) that
+occurs in Alice's examples; L_i is its length (below `min_length`: unmatched). Example j scores
+
+    score_j = sum_i w_i * c_j(span_i),    c_j(s) = number of occurrences of s in example j
+
+(or 1[s occurs in j], `count="examples"`), w_i = 1 (`weight="count"`, the authors' match
+count), L_i (`weight="length"`) or per-position weights (e.g. Bob's token log-likelihoods). The
+statistic is Spearman's rho of scores vs training order (step or batch index; ties get average
+ranks), one-sided "greater" (late examples overlap more). Assumption: under H0 Alice's order is
+a uniformly random permutation independent of Bob's text; scores depend only on example contents
+and Bob's text, so rho's null law is its permutation law whatever the texts. "permutation" is
+exact at any n; "asymptotic" (Student t) stays calibrated with the heavy ties of mostly-zero
+scores (tested).
+
+The index is numpy-vectorised: polynomial hashes of all spans of each length (one vector
+operation per length, no loop over tokens) modulo two primes near 2^31 (a 62-bit key), sorted
+once per length and queried with `searchsorted`. Hashes only propose candidates: each one is
+verified token by token and colliding distinct spans are kept apart, so results are exact for
+any modulus (the tests force collisions with moduli 2 and 3).
+
+Reshuffled retraining. Alice reruns the last phase of training on K reshuffles (models 1..K;
+her real model is 0); T_k = total log-likelihood of Bob's text under model k. Two p-values:
+  * rank: p = (1 + #{k >= 1: T_k >= T_0}) / (K + 1). Assumption: under H0 (Bob's text independent
+    of Alice's real shuffle) T_0..T_K are exchangeable. Exact, but never below 1/(K + 1).
+  * z-score (the paper's finer-grained statistic): z = (T_0 - mean_k T_k) / sd_k T_k. Assumption:
+    T_0..T_K are i.i.d. normal under H0. Then z / sqrt(1 + 1/K) follows Student t with K - 1
+    degrees of freedom exactly (`distribution="t"`, default); the paper refers z to N(0, 1)
+    (`distribution="normal"`), which is anti-conservative for small K.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+from scipy import special, stats
+
+from provenance.stats import ALTERNATIVES, CorrelationResult, spearman
+
+DEFAULT_MODULI = (2_147_483_647, 2_147_483_629)  # primes < 2^31: products stay below 2^62
+WEIGHTS = ("count", "length")
+COUNTS = ("occurrences", "examples")
+
+
+def _check(name: str, value, allowed: tuple[str, ...]) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; {name} must be one of {allowed}")
+
+
+def _as_sequences(sequences, offsets, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Token sequences as (flat int64 tokens (n_tokens,), offsets (n_sequences + 1,))."""
+    if offsets is None:
+        if isinstance(sequences, np.ndarray) and sequences.ndim == 1:
+            sequences = [sequences]
+        parts = [np.asarray(s) for s in sequences]
+        if not parts or any(p.ndim != 1 for p in parts):
+            raise ValueError(f"{name} must be a non-empty list of 1-D token arrays, got shapes "
+                             f"{[p.shape for p in parts][:5]}")
+        offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])])
+        nonempty = [p for p in parts if p.size]  # empty float arrays must not upcast ids
+        flat = np.concatenate(nonempty) if nonempty else np.zeros(0, np.int64)
+    else:
+        flat, offsets = np.asarray(sequences), np.asarray(offsets)
+        if flat.ndim != 1 or offsets.ndim != 1 or len(offsets) < 2 \
+                or not np.issubdtype(offsets.dtype, np.integer) or offsets[0] != 0 \
+                or offsets[-1] != len(flat) or np.any(np.diff(offsets) < 0):
+            raise ValueError(f"{name} offsets must be 1-D non-decreasing integers from 0 to the "
+                             f"length of the flat 1-D token array; got token shape {flat.shape}, "
+                             f"offsets {offsets.ravel()[:3]}...{offsets.ravel()[-3:]}")
+    if flat.size and not np.issubdtype(flat.dtype, np.integer):
+        raise TypeError(f"{name} must hold integer token ids, got dtype {flat.dtype}")
+    if flat.size == 0:
+        raise ValueError(f"{name} holds no tokens")
+    if flat.min() < 0:
+        raise ValueError(f"{name} token ids must be >= 0, got {flat.min()}")
+    return flat.astype(np.int64), offsets.astype(np.int64)
+
+
+def _span_keys(tokens: np.ndarray, max_length: int, moduli: tuple[int, ...],
+               bases: tuple[int, ...]):
+    """Yield (L, key (n_tokens,) uint64) for L = 1..max_length: key[i] hashes tokens[i:i+L].
+
+    Rows with i + L > n_tokens hash zero padding; callers mask them. Horner's rule per length:
+    h_L = h_{L-1} * base + t_{i+L-1} (mod p); h < 2^31 and base < 2^31 keep it in uint64.
+    """
+    n = len(tokens)
+    padded = np.concatenate([tokens, np.zeros(max_length, np.int64)]).astype(np.uint64)
+    reduced = [padded % np.uint64(modulus) for modulus in moduli]
+    hashes = [np.zeros(n, np.uint64) for _ in moduli]
+    for length in range(1, max_length + 1):
+        for j, (modulus, base) in enumerate(zip(moduli, bases, strict=True)):
+            hashes[j] = (hashes[j] * np.uint64(base) + reduced[j][length - 1:length - 1 + n]) \
+                % np.uint64(modulus)
+        key = hashes[0]
+        for j in range(1, len(moduli)):
+            key = key * np.uint64(moduli[j]) + hashes[j]
+        yield length, key
+
+
+def _differs(a: np.ndarray, left: np.ndarray, b: np.ndarray, right: np.ndarray,
+             length: int) -> np.ndarray:
+    """Whether span a[left:left+length] differs from b[right:right+length], per row."""
+    out = np.zeros(len(left), bool)
+    for m in range(length):
+        out |= a[left + m] != b[right + m]
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class _SpanTable:
+    """All spans of one length: distinct spans (groups) sorted by hash, and their occurrences."""
+    group_keys: np.ndarray  # (n_groups,) uint64, sorted; equal keys = hash collisions
+    group_first: np.ndarray  # (n_groups,) flat position of one occurrence of each group
+    occurrence_group: np.ndarray  # (n_occurrences,) group of each occurrence
+    occurrence_example: np.ndarray  # (n_occurrences,) training example of each occurrence
+
+
+def _build_table(tokens, example_of, ends, key, length) -> _SpanTable:
+    positions = np.flatnonzero(np.arange(len(tokens)) + length <= ends)
+    keys = key[positions]
+    order = np.argsort(keys, kind="stable")
+    positions, keys = positions[order], keys[order]
+    run_start = np.concatenate([[True], keys[1:] != keys[:-1]])[:len(keys)]  # empty: no runs
+    run_id = np.cumsum(run_start) - 1
+    first = positions[np.flatnonzero(run_start)][run_id]
+    new_group = run_start
+    collided = _differs(tokens, positions, tokens, first, length)
+    if collided.any():
+        # runs of one hash holding distinct spans: sort them by tokens so equal spans are adjacent
+        rows = np.flatnonzero(np.isin(run_id, np.unique(run_id[collided])))
+        sub = positions[rows]
+        columns = [tokens[sub + m] for m in reversed(range(length))]
+        positions[rows] = sub[np.lexsort([*columns, run_id[rows]])]
+        new_group = run_start.copy()
+        new_group[1:] |= _differs(tokens, positions[1:], tokens, positions[:-1], length)
+    starts = np.flatnonzero(new_group)
+    return _SpanTable(keys[starts], positions[starts], np.cumsum(new_group) - 1,
+                      example_of[positions].astype(np.int32))
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanIndex:
+    """Hashed index of every span of `min_length..max_length` tokens of Alice's examples."""
+    tokens: np.ndarray  # (n_tokens,) int64, the examples concatenated
+    offsets: np.ndarray  # (n_examples + 1,) example j is tokens[offsets[j]:offsets[j + 1]]
+    min_length: int
+    max_length: int
+    moduli: tuple[int, ...]
+    bases: tuple[int, ...]
+    tables: tuple[_SpanTable, ...]  # tables[L - min_length] holds the spans of length L
+
+    @property
+    def n_examples(self) -> int:
+        return len(self.offsets) - 1
+
+
+def build_span_index(examples, *, offsets=None, min_length: int = 2, max_length: int = 8,
+                     modulus: int | None = None, seed: int = 0) -> SpanIndex:
+    """Index every span of min_length..max_length tokens of Alice's training examples.
+
+    examples: a list of 1-D integer arrays (one per example), or one flat 1-D array with `offsets`
+    (n_examples + 1,), example j = examples[offsets[j]:offsets[j + 1]]. modulus: hash modulus (a
+    prime < 2^31; tiny ones force collisions, for tests); None uses two primes near 2^31 (62-bit
+    key). Results are exact either way. seed: seeds the random hash bases.
+    """
+    if not (isinstance(min_length, int) and isinstance(max_length, int) and 1 <= min_length
+            <= max_length):
+        raise ValueError(f"need integers 1 <= min_length <= max_length, got {min_length!r}, "
+                         f"{max_length!r}")
+    if modulus is not None and not (isinstance(modulus, int) and 2 <= modulus < 2**31):
+        raise ValueError(f"modulus={modulus!r} must be an integer in [2, 2^31) or None")
+    tokens, offsets = _as_sequences(examples, offsets, "examples")
+    moduli = DEFAULT_MODULI if modulus is None else (modulus,)
+    rng = np.random.default_rng(seed)
+    bases = tuple(int(rng.integers(1, p)) if p > 2 else 1 for p in moduli)
+    example_of = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    ends = offsets[1:][example_of]
+    tables = tuple(_build_table(tokens, example_of, ends, key, length)
+                   for length, key in _span_keys(tokens, max_length, moduli, bases)
+                   if length >= min_length)
+    return SpanIndex(tokens, offsets, min_length, max_length, moduli, bases, tables)
+
+
+def _lookup(index: SpanIndex, table: _SpanTable, length: int, text: np.ndarray,
+            positions: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Group of text[p:p+length] for each p in positions (-1 where the span is not indexed)."""
+    low = np.searchsorted(table.group_keys, keys, "left")
+    candidates = np.searchsorted(table.group_keys, keys, "right") - low
+    query = np.repeat(np.arange(len(positions)), candidates)
+    within = np.arange(len(query)) - np.repeat(np.cumsum(candidates) - candidates, candidates)
+    group = low[query] + within
+    same = ~_differs(text, positions[query], index.tokens, table.group_first[group], length)
+    out = np.full(len(positions), -1, np.int64)
+    out[query[same]] = group[same]
+    return out
+
+
+def longest_matches(index: SpanIndex, text, *, offsets=None) -> tuple[np.ndarray, np.ndarray]:
+    """For each position of Bob's text, the longest indexed span starting there.
+
+    text: Bob's token ids (one 1-D integer array, a list of them, or a flat array with `offsets`);
+    spans never cross the end of one of Bob's texts. Returns length (n_text_tokens,), the longest
+    match in tokens (0: none of >= min_length), and group (n_text_tokens,), that span's group in
+    index.tables[length - min_length].
+    """
+    flat, offsets = _as_sequences(text, offsets, "text")
+    ends = offsets[1:][np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))]
+    best_length = np.zeros(len(flat), np.int64)
+    best_group = np.full(len(flat), -1, np.int64)
+    alive = np.arange(len(flat))
+    for length, key in _span_keys(flat, index.max_length, index.moduli, index.bases):
+        if length < index.min_length:
+            continue
+        # a span can only match if its prefix one token shorter matched
+        alive = alive[alive + length <= ends[alive]]
+        table = index.tables[length - index.min_length]
+        group = _lookup(index, table, length, flat, alive, key[alive])
+        alive = alive[group >= 0]
+        best_length[alive], best_group[alive] = length, group[group >= 0]
+    return best_length, best_group
+
+
+def span_overlap_scores(index: SpanIndex, text, *, offsets=None, weight="count",
+                        count: str = "occurrences") -> np.ndarray:
+    """Score (n_examples,) float64 of each training example: sum_i w_i c_j(span_i).
+
+    weight: "count" (w_i = 1 per matched position), "length" (w_i = L_i tokens) or an array
+    (n_text_tokens,) of non-negative finite per-position weights. count: "occurrences" (c_j =
+    occurrences of span_i in example j) or "examples" (c_j = 1 if it occurs in example j).
+    """
+    return _overlap(index, text, offsets, weight, count)[0]
+
+
+def _overlap(index: SpanIndex, text, offsets, weight, count: str) -> tuple[np.ndarray, np.ndarray]:
+    """(scores (n_examples,), longest-match length per text position)."""
+    _check("count", count, COUNTS)
+    length, group = longest_matches(index, text, offsets=offsets)
+    if isinstance(weight, str):
+        _check("weight", weight, WEIGHTS)
+        weights = np.ones(len(length)) if weight == "count" else length.astype(np.float64)
+    else:
+        weights = np.asarray(weight, np.float64)
+        if weights.shape != length.shape or not np.all(np.isfinite(weights) & (weights >= 0)):
+            raise ValueError(f"weight array must be non-negative, finite and of shape "
+                             f"{length.shape} (one per text token), got shape {weights.shape}")
+    scores = np.zeros(index.n_examples)
+    for offset, table in enumerate(index.tables):
+        chosen = length == index.min_length + offset
+        mass = np.bincount(group[chosen], weights[chosen], minlength=len(table.group_keys))
+        hit = np.flatnonzero(mass[table.occurrence_group] > 0)
+        occurrence_group = table.occurrence_group[hit]
+        occurrence_example = table.occurrence_example[hit].astype(np.int64)
+        if count == "examples":
+            pairs = np.unique(occurrence_group * index.n_examples + occurrence_example)
+            occurrence_group, occurrence_example = np.divmod(pairs, index.n_examples)
+        scores += np.bincount(occurrence_example, mass[occurrence_group],
+                              minlength=index.n_examples)
+    return scores, length
+
+
+@dataclasses.dataclass(frozen=True)
+class SpanOverlapResult:
+    """The span-overlap order test: Spearman of scores vs order, plus the scores themselves."""
+    correlation: CorrelationResult
+    scores: np.ndarray  # (n_examples,)
+    matched_positions: int  # positions of Bob's text with a match of >= min_length tokens
+
+    statistic = property(lambda self: self.correlation.statistic)
+    pvalue = property(lambda self: self.correlation.pvalue)
+    log10_pvalue = property(lambda self: self.correlation.log10_pvalue)
+    n = property(lambda self: self.correlation.n)
+    method = property(lambda self: self.correlation.method)
+    alternative = property(lambda self: self.correlation.alternative)
+
+    def __str__(self) -> str:
+        return f"span overlap ({self.matched_positions} matched positions): {self.correlation}"
+
+
+def span_overlap_test(index: SpanIndex, text, order, *, offsets=None, weight="count",
+                      count: str = "occurrences", method: str = "asymptotic",
+                      alternative: str = "greater", **spearman_options) -> SpanOverlapResult:
+    """Test whether Bob's text overlaps Alice's late training examples more than early ones.
+
+    Args:
+        order: (n_examples,) training step or batch index of each example (ties allowed).
+        method, alternative, spearman_options: passed to `provenance.stats.spearman`.
+    """
+    order = np.asarray(order)
+    if order.shape != (index.n_examples,) or not np.issubdtype(order.dtype, np.number) \
+            or not np.all(np.isfinite(order)):
+        raise ValueError(f"order must be finite numbers of shape ({index.n_examples},) (one "
+                         f"per indexed example), got shape {order.shape}, dtype {order.dtype}")
+    scores, length = _overlap(index, text, offsets, weight, count)
+    if np.all(scores == scores[0]):
+        raise ValueError(f"every training example has the same span-overlap score "
+                         f"({scores[0]}): no span of >= {index.min_length} tokens of the text "
+                         f"discriminates between examples, so there is nothing to correlate")
+    matched = int(np.count_nonzero(length))
+    correlation = spearman(order.astype(np.float64), scores, method=method,
+                           alternative=alternative, **spearman_options)
+    return SpanOverlapResult(correlation, scores, matched)
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainResult:
+    """A reshuffled-retraining test: statistic, p-value, the copies used and the assumption."""
+    statistic: float
+    pvalue: float
+    log10_pvalue: float
+    n_copies: int
+    method: str
+    alternative: str
+    assumption: str
+
+    def __str__(self) -> str:
+        return (f"reshuffled retraining ({self.method}): statistic = {self.statistic:.6g}, p = "
+                f"{self.pvalue:.3g} (log10 p = {self.log10_pvalue:.2f}), K = {self.n_copies}, "
+                f"alternative = {self.alternative}; assumes {self.assumption}")
+
+
+def _totals(alice_loglik, copies_loglik, minimum_copies: int) -> tuple[float, np.ndarray]:
+    """T_0 and T_1..T_K: total log-likelihood of Bob's text under each model."""
+    alice = np.asarray(alice_loglik, np.float64)
+    copies = np.asarray(copies_loglik, np.float64)
+    if copies.ndim < 1 or copies.shape[1:] != alice.shape or len(copies) < minimum_copies:
+        raise ValueError(f"copies_loglik must have shape (K, *alice_loglik.shape) with K >= "
+                         f"{minimum_copies}; got {copies.shape} against alice_loglik {alice.shape}")
+    if not (np.all(np.isfinite(alice)) and np.all(np.isfinite(copies))):
+        raise ValueError("alice_loglik and copies_loglik must be finite (found NaN or inf)")
+    return float(alice.sum()), copies.reshape(len(copies), -1).sum(axis=1)
+
+
+def _log_t_sf(x: float, dof: int) -> float:
+    """log P(T > x) for Student t; past scipy's underflow, the tail c x^-dof (error O(1/x^2))."""
+    direct = float(stats.t.logsf(x, dof))
+    if math.isfinite(direct):
+        return direct
+    return (special.gammaln((dof + 1) / 2) - special.gammaln(dof / 2) - 0.5 * math.log(math.pi)
+            + (dof / 2 - 1) * math.log(dof) - dof * math.log(x))
+
+
+def reshuffled_rank_test(alice_loglik, copies_loglik, *,
+                         alternative: str = "greater") -> RetrainResult:
+    """Exact rank p-value of Alice's real model among it and K reshuffled-retrain copies.
+
+    Args:
+        alice_loglik: log-likelihoods (nats) of Bob's text under Alice's real model, any shape
+            (scalar, (n_texts,), (n_texts, n_tokens)); they are summed.
+        copies_loglik: (K, *alice_loglik.shape), the same under the K reshuffled copies.
+    statistic = 1 + #{k: T_k >= T_0} (Alice's rank from the top, ties against her), p =
+    statistic / (K + 1) for "greater"; "less" mirrors it; "two-sided" doubles the smaller.
+    """
+    _check("alternative", alternative, ALTERNATIVES)
+    alice, copies = _totals(alice_loglik, copies_loglik, 1)
+    k = len(copies)
+    rank_greater = 1 + int(np.sum(copies >= alice))
+    rank_less = 1 + int(np.sum(copies <= alice))
+    rank = {"greater": rank_greater, "less": rank_less,
+            "two-sided": min(rank_greater, rank_less)}[alternative]
+    p = min(1.0, rank / (k + 1) * (2 if alternative == "two-sided" else 1))
+    return RetrainResult(float(rank), p, math.log10(p), k, "rank", alternative,
+                         "T_0..T_K exchangeable under H0 (exact; p >= 1/(K+1))")
+
+
+def reshuffled_z_test(alice_loglik, copies_loglik, *, distribution: str = "t",
+                      alternative: str = "greater") -> RetrainResult:
+    """The paper's z-score of Alice's real model against K >= 2 reshuffled-retrain copies.
+
+    z = (T_0 - mean(T_1..T_K)) / sd(T_1..T_K) (sd with K - 1 in the denominator). With
+    distribution="t", z / sqrt(1 + 1/K) is referred to Student t(K - 1), exact if T_0..T_K are
+    i.i.d. normal; "normal" refers z to N(0, 1) as the paper does (valid as K grows).
+    """
+    _check("alternative", alternative, ALTERNATIVES)
+    _check("distribution", distribution, ("t", "normal"))
+    alice, copies = _totals(alice_loglik, copies_loglik, 2)
+    k = len(copies)
+    spread = float(np.std(copies, ddof=1))
+    if spread == 0.0:
+        raise ValueError("the K copies give identical total log-likelihoods; the z-score is "
+                         "undefined (use reshuffled_rank_test)")
+    z = (alice - float(np.mean(copies))) / spread
+    if distribution == "t":
+        pivot, log_sf = z / math.sqrt(1.0 + 1.0 / k), lambda x: _log_t_sf(x, k - 1)  # noqa: E731
+        assumption = "T_0..T_K i.i.d. normal under H0 (Student t, K - 1 dof)"
+    else:
+        pivot, log_sf = z, lambda x: float(stats.norm.logsf(x))  # noqa: E731
+        assumption = "z ~ N(0, 1) under H0 (normal T_k, K large)"
+    log_p = {"greater": log_sf(pivot), "less": log_sf(-pivot),
+             "two-sided": min(0.0, math.log(2.0) + log_sf(abs(pivot)))}[alternative]
+    return RetrainResult(z, math.exp(log_p), log_p / math.log(10.0), k,
+                         f"z-score ({distribution})", alternative, assumption)
