@@ -1,6 +1,6 @@
 """Registered experiments; importing this package registers every built-in one."""
 
-from lazyrich.experiments import grokking, linear_rank, rnn_rank, teacher
+from lazyrich.experiments import digits, grokking, linear_rank, modular, rnn_rank, teacher
 from lazyrich.experiments.base import (
     Experiment,
     Output,
@@ -10,5 +10,5 @@ from lazyrich.experiments.base import (
     registered,
 )
 
-__all__ = ["Experiment", "Output", "Parameter", "get_experiment", "grokking", "linear_rank",
-           "register", "registered", "rnn_rank", "teacher"]
+__all__ = ["Experiment", "Output", "Parameter", "digits", "get_experiment", "grokking",
+           "linear_rank", "modular", "register", "registered", "rnn_rank", "teacher"]
