@@ -6,6 +6,7 @@ training order tests whether the suspect derives from Alice's model.
 """
 
 from provenance.combine import combine_pvalues, fisher_combination, holm, stouffer_combination
+from provenance.query import QueryResult, query_test
 from provenance.stats import (
     CorrelationResult,
     count_inversions,
@@ -15,5 +16,6 @@ from provenance.stats import (
     spearman,
 )
 
-__all__ = ["CorrelationResult", "combine_pvalues", "count_inversions", "fisher_combination",
-           "holm", "kendall", "pearson", "rankdata", "spearman", "stouffer_combination"]
+__all__ = ["CorrelationResult", "QueryResult", "combine_pvalues", "count_inversions",
+           "fisher_combination", "holm", "kendall", "pearson", "query_test", "rankdata",
+           "spearman", "stouffer_combination"]
