@@ -12,11 +12,10 @@ occurs in Alice's examples; L_i is its length (below `min_length`: unmatched). E
 (or 1[s occurs in j], `count="examples"`), w_i = 1 (`weight="count"`, the authors' match
 count), L_i (`weight="length"`) or per-position weights (e.g. Bob's token log-likelihoods). The
 statistic is Spearman's rho of scores vs training order (step or batch index; ties get average
-ranks), one-sided "greater" (late examples overlap more). Assumption: under H0 Alice's order is
-a uniformly random permutation independent of Bob's text; scores depend only on example contents
-and Bob's text, so rho's null law is its permutation law whatever the texts. "permutation" is
-exact at any n; "asymptotic" (Student t) stays calibrated with the heavy ties of mostly-zero
-scores (tested).
+ranks), one-sided "greater" (late examples overlap more). Assumption: under H0 Alice's order is a
+uniformly random permutation independent of Bob's text, and the scores depend only on contents
+and Bob's text, so rho's null law is its permutation law. "permutation" is exact at any n;
+"asymptotic" (Student t) stays calibrated despite the ties of mostly-zero scores (tested).
 
 The index is numpy-vectorised: polynomial hashes of all spans of each length (one vector
 operation per length, no loop over tokens) modulo two primes near 2^31 (a 62-bit key), sorted
@@ -76,20 +75,17 @@ def _as_sequences(sequences, offsets, name: str) -> tuple[np.ndarray, np.ndarray
                              f"offsets {offsets.ravel()[:3]}...{offsets.ravel()[-3:]}")
     if flat.size and not np.issubdtype(flat.dtype, np.integer):
         raise TypeError(f"{name} must hold integer token ids, got dtype {flat.dtype}")
-    if flat.size == 0:
-        raise ValueError(f"{name} holds no tokens")
-    if flat.min() < 0:
-        raise ValueError(f"{name} token ids must be >= 0, got {flat.min()}")
+    if flat.size == 0 or flat.min() < 0:
+        raise ValueError(f"{name} must hold >= 1 token id, all >= 0; got {flat.size} tokens, "
+                         f"smallest {flat.min(initial=0)}")
     return flat.astype(np.int64), offsets.astype(np.int64)
 
 
-def _span_keys(tokens: np.ndarray, max_length: int, moduli: tuple[int, ...],
-               bases: tuple[int, ...]):
-    """Yield (L, key (n_tokens,) uint64) for L = 1..max_length: key[i] hashes tokens[i:i+L].
+def _span_keys(tokens: np.ndarray, max_length: int, moduli: tuple, bases: tuple):
+    """Yield (L, key (n_tokens,) uint64), key[i] hashing tokens[i:i+L], for L = 1..max_length.
 
-    Rows with i + L > n_tokens hash zero padding; callers mask them. Horner's rule per length:
-    h_L = h_{L-1} * base + t_{i+L-1} (mod p); h < 2^31 and base < 2^31 keep it in uint64.
-    """
+    Horner: h_L = h_{L-1} * base + t_{i+L-1} (mod p < 2^31, so uint64 never overflows); rows
+    with i + L > n_tokens hash zero padding and callers mask them."""
     n = len(tokens)
     padded = np.concatenate([tokens, np.zeros(max_length, np.int64)]).astype(np.uint64)
     reduced = [padded % np.uint64(modulus) for modulus in moduli]
@@ -116,7 +112,7 @@ def _differs(a: np.ndarray, left: np.ndarray, b: np.ndarray, right: np.ndarray,
 @dataclasses.dataclass(frozen=True)
 class _SpanTable:
     """All spans of one length: distinct spans (groups) sorted by hash, and their occurrences."""
-    group_keys: np.ndarray  # (n_groups,) uint64, sorted; equal keys = hash collisions
+    group_keys: np.ndarray  # (n_groups,) uint64 sorted; equal keys are hash collisions
     group_first: np.ndarray  # (n_groups,) flat position of one occurrence of each group
     occurrence_group: np.ndarray  # (n_occurrences,) group of each occurrence
     occurrence_example: np.ndarray  # (n_occurrences,) training example of each occurrence
@@ -155,10 +151,7 @@ class SpanIndex:
     moduli: tuple[int, ...]
     bases: tuple[int, ...]
     tables: tuple[_SpanTable, ...]  # tables[L - min_length] holds the spans of length L
-
-    @property
-    def n_examples(self) -> int:
-        return len(self.offsets) - 1
+    n_examples: int
 
 
 def build_span_index(examples, *, offsets=None, min_length: int = 2, max_length: int = 8,
@@ -185,7 +178,8 @@ def build_span_index(examples, *, offsets=None, min_length: int = 2, max_length:
     tables = tuple(_build_table(tokens, example_of, ends, key, length)
                    for length, key in _span_keys(tokens, max_length, moduli, bases)
                    if length >= min_length)
-    return SpanIndex(tokens, offsets, min_length, max_length, moduli, bases, tables)
+    return SpanIndex(tokens, offsets, min_length, max_length, moduli, bases, tables,
+                     len(offsets) - 1)
 
 
 def _lookup(index: SpanIndex, table: _SpanTable, length: int, text: np.ndarray,
@@ -284,13 +278,15 @@ class SpanOverlapResult:
 
 
 def span_overlap_test(index: SpanIndex, text, order, *, offsets=None, weight="count",
-                      count: str = "occurrences", method: str = "asymptotic",
-                      alternative: str = "greater", **spearman_options) -> SpanOverlapResult:
+                      count: str = "occurrences", by_step: bool = False, method: str =
+                      "asymptotic", alternative: str = "greater",
+                      **spearman_options) -> SpanOverlapResult:
     """Test whether Bob's text overlaps Alice's late training examples more than early ones.
 
-    Args:
-        order: (n_examples,) training step or batch index of each example (ties allowed).
-        method, alternative, spearman_options: passed to `provenance.stats.spearman`.
+    order: (n_examples,) training step or batch index of each example (ties allowed). by_step:
+    correlate the per-step sums of scores with the distinct steps (the authors' partition form;
+    needs equally many examples per step) instead of per-example scores with order. method,
+    alternative, spearman_options: passed to `provenance.stats.spearman`.
     """
     order = np.asarray(order)
     if order.shape != (index.n_examples,) or not np.issubdtype(order.dtype, np.number) \
@@ -302,10 +298,16 @@ def span_overlap_test(index: SpanIndex, text, order, *, offsets=None, weight="co
         raise ValueError(f"every training example has the same span-overlap score "
                          f"({scores[0]}): no span of >= {index.min_length} tokens of the text "
                          f"discriminates between examples, so there is nothing to correlate")
-    matched = int(np.count_nonzero(length))
-    correlation = spearman(order.astype(np.float64), scores, method=method,
+    statistic_order, statistic_scores = order.astype(np.float64), scores
+    if by_step:
+        statistic_order, step_of = np.unique(order, return_inverse=True)
+        if np.ptp(np.bincount(step_of)) != 0:
+            raise ValueError("by_step=True needs the same number of examples in every step "
+                             "(else step sums trend with step size); use by_step=False")
+        statistic_scores = np.bincount(step_of, scores)
+    correlation = spearman(statistic_order, statistic_scores, method=method,
                            alternative=alternative, **spearman_options)
-    return SpanOverlapResult(correlation, scores, matched)
+    return SpanOverlapResult(correlation, scores, int(np.count_nonzero(length)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -327,8 +329,7 @@ class RetrainResult:
 
 def _totals(alice_loglik, copies_loglik, minimum_copies: int) -> tuple[float, np.ndarray]:
     """T_0 and T_1..T_K: total log-likelihood of Bob's text under each model."""
-    alice = np.asarray(alice_loglik, np.float64)
-    copies = np.asarray(copies_loglik, np.float64)
+    alice, copies = np.asarray(alice_loglik, np.float64), np.asarray(copies_loglik, np.float64)
     if copies.ndim < 1 or copies.shape[1:] != alice.shape or len(copies) < minimum_copies:
         raise ValueError(f"copies_loglik must have shape (K, *alice_loglik.shape) with K >= "
                          f"{minimum_copies}; got {copies.shape} against alice_loglik {alice.shape}")
@@ -339,8 +340,7 @@ def _totals(alice_loglik, copies_loglik, minimum_copies: int) -> tuple[float, np
 
 def _log_t_sf(x: float, dof: int) -> float:
     """log P(T > x) for Student t; past scipy's underflow, the tail c x^-dof (error O(1/x^2))."""
-    direct = float(stats.t.logsf(x, dof))
-    if math.isfinite(direct):
+    if math.isfinite(direct := float(stats.t.logsf(x, dof))):
         return direct
     return (special.gammaln((dof + 1) / 2) - special.gammaln(dof / 2) - 0.5 * math.log(math.pi)
             + (dof / 2 - 1) * math.log(dof) - dof * math.log(x))

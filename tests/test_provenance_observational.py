@@ -150,11 +150,29 @@ def test_order_test_detects_text_copying_late_examples(corpus):
     assert permuted.pvalue == pytest.approx(1 / 201)
 
 
+def test_by_step_correlates_step_sums_with_steps(corpus):
+    """by_step=True equals scipy's Spearman of the per-step score sums against the step indices
+    (the authors' partition form, 10 examples per step) and refuses unequal steps."""
+    examples, index = corpus
+    rng = np.random.default_rng(6)
+    steps = np.repeat(np.arange(150), 10)[rng.permutation(len(examples))]
+    text = np.concatenate([examples[j] for j in np.flatnonzero(steps >= 120)[:40]])
+    result = obs.span_overlap_test(index, text, steps, by_step=True)
+    sums = np.bincount(steps, obs.span_overlap_scores(index, text))
+    expected = stats.spearmanr(np.arange(150), sums, alternative="greater")
+    assert result.n == 150
+    assert result.statistic == pytest.approx(expected.statistic, rel=1e-12)
+    assert result.pvalue == pytest.approx(expected.pvalue, rel=1e-8) and result.pvalue < 1e-6
+    with pytest.raises(ValueError, match="same number of examples"):
+        obs.span_overlap_test(index, text, np.minimum(np.arange(len(examples)) // 10, 140),
+                              by_step=True)
+
+
 def test_span_inputs_are_validated(corpus):
     examples, index = corpus
     with pytest.raises(TypeError, match="integer token ids"):
         obs.build_span_index([np.array([1.0, 2.0])])
-    with pytest.raises(ValueError, match=">= 0"):
+    with pytest.raises(ValueError, match="smallest -2"):
         obs.build_span_index([np.array([1, -2])])
     with pytest.raises(ValueError, match="min_length"):
         obs.build_span_index(examples, min_length=3, max_length=2)
@@ -162,7 +180,7 @@ def test_span_inputs_are_validated(corpus):
         obs.build_span_index(examples, modulus=2**40)
     with pytest.raises(ValueError, match="offsets"):
         obs.build_span_index(np.arange(5), offsets=np.array([0, 3, 2, 5]))
-    with pytest.raises(ValueError, match="no tokens"):
+    with pytest.raises(ValueError, match="got 0 tokens"):
         obs.build_span_index([np.zeros(0, int)])
     text = np.concatenate(examples[:3])
     with pytest.raises(ValueError, match="order must be"):
