@@ -271,3 +271,23 @@ def test_retrain_inputs_are_validated():
         obs.reshuffled_rank_test(1.0, np.ones(4), alternative="bigger")
     with pytest.raises(ValueError, match="distribution"):
         obs.reshuffled_z_test(1.0, np.arange(4.0), distribution="cauchy")
+
+
+@pytest.mark.slow
+def test_scores_at_a_million_tokens_do_not_depend_on_the_hash():
+    """1e6 Zipf tokens in ~4000 examples, a 1e5-token text: identical scores with two hash seeds
+    and with a small single modulus (collisions in nearly every table), which verification makes
+    exact; the default index builds in well under a minute."""
+    import time
+
+    rng = np.random.default_rng(8)
+    tokens = np.minimum(rng.zipf(1.2, 1_000_000), 50_000) - 1
+    offsets = np.append(np.arange(0, 1_000_000, 250), 1_000_000)
+    text = np.minimum(rng.zipf(1.2, 100_000), 50_000) - 1
+    start = time.perf_counter()
+    index = obs.build_span_index(tokens, offsets=offsets, max_length=6)
+    assert time.perf_counter() - start < 60
+    reference = obs.span_overlap_scores(index, text)
+    for options in ({"seed": 1}, {"modulus": 65_521}):
+        other = obs.build_span_index(tokens, offsets=offsets, max_length=6, **options)
+        np.testing.assert_array_equal(obs.span_overlap_scores(other, text), reference)
