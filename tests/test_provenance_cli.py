@@ -1,0 +1,133 @@
+"""python -m provenance: query on .npy / .npz / .csv / .jsonl files, power PNG, demo hook."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from provenance.__main__ import main
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    order = np.repeat(np.arange(50.0), 4)
+    rng.shuffle(order)
+    loglik = np.stack([0.02 * order + rng.normal(size=200), rng.normal(size=200)])
+    reference = rng.normal(size=200)
+    return loglik, order, reference
+
+
+def write(tmp_path, fmt, name, values, key=None):
+    """Write values (n,) or (models, n) in a format; returns the path."""
+    path = tmp_path / f"{name}.{fmt}"
+    values = np.asarray(values)
+    columns = {key or name: values} if values.ndim == 1 else {
+        f"model{i}": row for i, row in enumerate(values)}
+    if fmt == "npy":
+        np.save(path, values)
+    elif fmt == "npz":
+        np.savez(path, **columns, unrelated=np.zeros(3))
+    elif fmt == "csv":
+        names = list(columns)
+        lines = [",".join(names)] + [",".join(repr(float(columns[c][i])) for c in names)
+                                     for i in range(values.shape[-1])]
+        path.write_text("\n".join(lines) + "\n")
+    else:
+        path.write_text("".join(json.dumps({c: float(columns[c][i]) for c in columns}) + "\n"
+                                for i in range(values.shape[-1])))
+    return path
+
+
+@pytest.mark.parametrize("fmt", ["npy", "npz", "csv", "jsonl"])
+def test_query_reads_every_format_and_matches_scipy(tmp_path, data, fmt, capsys):
+    loglik, order, reference = data
+    out = tmp_path / "result.json"
+    arguments = ["query", "--loglik", str(write(tmp_path, fmt, "loglik", loglik[0], "logprob")),
+                 "--order", str(write(tmp_path, fmt, "order", order)),
+                 "--reference", str(write(tmp_path, fmt, "reference", reference)),
+                 "--json", str(out)]
+    if fmt != "npy":
+        arguments += ["--key", "logprob"]
+    assert main(arguments) == 0
+    record = json.loads(out.read_text())
+    expected = stats.spearmanr(order, loglik[0] - reference, alternative="greater")
+    assert record["statistic"] == pytest.approx(expected.statistic, abs=1e-12)
+    assert record["pvalue"] == pytest.approx(expected.pvalue, rel=1e-8)
+    printed = capsys.readouterr().out
+    assert "spearman" in printed and "read loglik from" in printed
+
+
+@pytest.mark.parametrize("fmt", ["csv", "npy"])
+def test_several_models_in_one_file(tmp_path, data, fmt, capsys):
+    loglik, order, _ = data
+    out = tmp_path / "result.json"
+    assert main(["query", "--loglik", str(write(tmp_path, fmt, "loglik", loglik)), "--order",
+                 str(write(tmp_path, fmt, "order", order)), "--statistic", "kendall",
+                 "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert len(record["statistic"]) == 2
+    assert record["statistic"][1] == pytest.approx(stats.kendalltau(order, loglik[1]).statistic,
+                                                   abs=1e-12)
+    if fmt == "csv":
+        assert record["models"] == ["model0", "model1"]
+
+
+def test_bad_input_exits_2_names_the_argument_and_writes_nothing(tmp_path, data, capsys):
+    loglik, order, _ = data
+    good_order = str(write(tmp_path, "npy", "order", order))
+    out = tmp_path / "never.json"
+    text = tmp_path / "words.csv"
+    text.write_text("loglik\nhigh\nlow\nmid\n")
+    nan = tmp_path / "nan.npy"
+    np.save(nan, np.array([1.0, np.nan, 2.0] + [0.0] * 197))
+    cases = [(["--loglik", str(text)], "--loglik: .* non-numeric"),
+             (["--loglik", str(nan)], "loglik has 1 non-finite"),
+             (["--loglik", str(write(tmp_path, "npy", "short", loglik[0, :50]))],
+              "order has 200 examples"),
+             (["--loglik", str(tmp_path / "missing.npy")], "does not exist"),
+             (["--loglik", str(tmp_path / "x.txt")], "allowed formats"),
+             (["--loglik", str(write(tmp_path, "npz", "bundle", loglik[0])), "--key", "nope"],
+              "key 'nope' not found")]
+    for arguments, message in cases:
+        assert main(["query", *arguments, "--order", good_order, "--json", str(out)]) == 2
+        assert message.split(".*")[-1] in capsys.readouterr().err
+        assert not out.exists()
+
+
+def test_power_writes_a_png(tmp_path, capsys):
+    out = tmp_path / "power.png"
+    assert main(["power", "--out", str(out), "--strengths", "0", "0.5", "--sizes", "100", "400",
+                 "--draws", "20"]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "wrote" in capsys.readouterr().out
+    assert main(["power", "--out", str(tmp_path / "power.pdf")]) == 2
+
+
+def test_demo_subcommand_hands_over_its_arguments_or_explains(capsys, monkeypatch):
+    import importlib.util
+    import types
+
+    calls = []
+    fake = types.ModuleType("provenance.demo")
+    fake.main = lambda argv: calls.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "provenance.demo", fake)
+    monkeypatch.setattr("provenance.demo", fake, raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    assert main(["demo", "--quick", "-n", "3"]) == 0 and calls == [["--quick", "-n", "3"]]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert main(["demo"]) == 2
+    assert "provenance.demo" in capsys.readouterr().err
+
+
+def test_module_entry_point_runs_as_a_subprocess(tmp_path, data):
+    loglik, order, _ = data
+    completed = subprocess.run(
+        [sys.executable, "-m", "provenance", "query", "--loglik",
+         str(write(tmp_path, "npy", "loglik", loglik[0])), "--order",
+         str(write(tmp_path, "npy", "order", order)), "--alternative", "two-sided"],
+        capture_output=True, text=True, check=True)
+    assert "alternative = two-sided" in completed.stdout
