@@ -11,6 +11,7 @@ import os
 from collections.abc import Callable
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from lazyrich.engine import sweep
 from lazyrich.plot import compare, learning_curves
@@ -74,8 +75,58 @@ def linear_rank_figure(out_dir: str) -> str:
     return path
 
 
+def _grokking_delay_figure(ds, scale: str, title: str, path: str) -> str:
+    """Left: train (dashed) and test (solid) accuracy per value of `scale`, mean over seeds;
+    right: the steps at which each reaches 90% of its final value, against `scale`."""
+    from lazyrich.experiments.classification import rise_step
+
+    fig, (curves, delays) = plt.subplots(1, 2, figsize=(10, 3.8))
+    logged = ds.isel(step=slice(1, None))  # step 0 off the log axis
+    colours = plt.cm.viridis(np.linspace(0, 0.9, ds.sizes[scale]))
+    averaged = [d for d in ds.train_accuracy.dims if d not in (scale, "step")]
+    for colour, value in zip(colours, ds[scale].values, strict=True):
+        point = logged.sel({scale: value})
+        for var, style in (("train_accuracy", "--"), ("test_accuracy", "-")):
+            curves.plot(logged.step, point[var].mean(averaged), style, color=colour,
+                        label=f"{scale} = {value:g}" if var == "test_accuracy" else None)
+    curves.set(xscale="log", xlabel="step", ylabel="accuracy", ylim=(0, 1.02),
+               title="train (dashed) and test (solid) accuracy")
+    curves.legend(fontsize=8)
+    for var, marker in (("train_accuracy", "s--"), ("test_accuracy", "o-")):
+        delays.plot(ds[scale], rise_step(ds[var]).mean(averaged), marker,
+                    label=var.replace("_", " "))
+    delays.set(xscale="log", yscale="log", xlabel=scale, ylabel="step reaching 90% of final",
+               title="grokking delay grows with the scale")
+    delays.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close("all")
+    return path
+
+
+def digits_figure(out_dir: str) -> str:
+    """MLP on scikit-learn's digits, output scale 1 to 30 (not centred, MSE, no weight decay)."""
+    ds = sweep("digits", output_scale=[1.0, 3.0, 10.0, 30.0], seed=[0, 1], width=128,
+               n_train=200, n_test=1000, steps=8000, log_every=40, progress=False)
+    return _grokking_delay_figure(
+        ds, "output_scale", "MLP on 8x8 digits (200 train images, width 128, MSE, no weight "
+        "decay)", os.path.join(out_dir, "digits.png"))
+
+
+def modular_figure(out_dir: str) -> str:
+    """The notebook's quadratic MLP on addition mod 23, four scales (lr 400 to be CI-sized)."""
+    ds = sweep("modular", scale=[0.25, 0.5, 1.0, 1.5], p=23, lr=400.0, steps=12_000,
+               log_every=100, progress=False)
+    return _grokking_delay_figure(
+        ds, "scale", "quadratic MLP on (a + b) mod 23 (90% of pairs trained, MSE, SGD lr 400 / "
+        "scale^2)", os.path.join(out_dir, "modular.png"))
+
+
 FIGURES: dict[str, Callable[[str], str]] = {
     "grokking": grokking_figure,
+    "digits": digits_figure,
+    "modular": modular_figure,
     "teacher": teacher_figure,
     "rank_sweep": rank_figure,
     "linear_rank": linear_rank_figure,

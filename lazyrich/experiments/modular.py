@@ -11,11 +11,14 @@ is the training set; the label is (a + b) mod p. Two models, selected by `model`
   d_mlp = 4 d_model) on the tokens (a, b, =), f = scale x its logits.
 
 With `centred` the model trained and evaluated is f - f_0. Full-batch training on the MSE to
-one-hot targets (or the cross-entropy) with learning rate lr / scale^2 (lr = 100 in the
-paper): the function then moves at a scale-independent rate while the weights move ~ 1/scale,
-so a larger scale is lazier and generalisation comes later (the grokking delay grows with the
-scale). The notebook multiplies its output by `scale` twice and divides its loss by scale^2; its
-training is the same as ours with scale_ours = scale_notebook^2 (same updates of the weights).
+one-hot targets (or the cross-entropy) with step size lr / scale^2 for SGD (lr = 100 in the
+paper) and lr / scale for Adam (whose update per weight is ~ its step size): the function then
+moves at a scale-independent rate while the weights move ~ 1/scale, so a larger scale is lazier
+and generalisation comes later (the grokking delay grows with the scale). lr = 100 suits the
+MLP's 1/(D N) normalisation; the transformer (standard parameterisation) needs lr ~ 0.1 with
+SGD and the cross-entropy, or Adam with lr ~ 1e-3: larger steps diverge. The notebook
+multiplies its output by `scale` twice and divides its loss by scale^2; its SGD training is the
+same as ours with scale_ours = scale_notebook^2 (same updates of the weights).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ PARAMETERS = {
     "scale": Parameter(1.0, "float", static=False, minimum=0, exclusive_minimum=True,
                        doc="output scale multiplying the network; larger is lazier"),
     "lr": Parameter(100.0, "float", static=False, minimum=0, exclusive_minimum=True,
-                    doc="learning rate times scale^2 (the step size is lr / scale^2)"),
+                    doc="step size times scale^2 (SGD) or times scale (Adam)"),
     "weight_decay": Parameter(0.0, "float", static=False, minimum=0,
                               doc="fraction by which every weight shrinks each step (< 1)"),
     "p": Parameter(23, "int", static=True, minimum=2, doc="modulus; inputs are pairs mod p"),
@@ -122,11 +125,14 @@ def _outputs(weights: dict, state: dict, split: str, params: dict) -> jax.Array:
 
 
 def step(state: dict, params: dict) -> dict:
-    """One full-batch optimiser step with step size lr / scale^2, then weight decay."""
+    """One full-batch optimiser step (step size lr / scale^2, or lr / scale for Adam), then
+    weight decay."""
     def loss(weights):
         return classification.classification_loss(_outputs(weights, state, "train", params),
                                                   state["y_train"], params["loss"])
-    transform = classification.optimizer(params["optimizer"], params["lr"] / params["scale"] ** 2)
+    power = 2 if params["optimizer"] == "sgd" else 1
+    transform = classification.optimizer(params["optimizer"],
+                                         params["lr"] / params["scale"] ** power)
     weights, opt_state = classification.optimizer_step(loss, state["weights"],
                                                        state["opt_state"], transform,
                                                        params["weight_decay"])
