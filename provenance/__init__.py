@@ -6,15 +6,9 @@ training order tests whether the suspect derives from Alice's model.
 """
 
 from provenance.combine import combine_pvalues, fisher_combination, holm, stouffer_combination
+from provenance.kendall_tau import count_inversions, kendall
 from provenance.query import QueryResult, query_test
-from provenance.stats import (
-    CorrelationResult,
-    count_inversions,
-    kendall,
-    pearson,
-    rankdata,
-    spearman,
-)
+from provenance.stats import CorrelationResult, pearson, rankdata, spearman
 
 __all__ = ["CorrelationResult", "QueryResult", "combine_pvalues", "count_inversions",
            "fisher_combination", "holm", "kendall", "pearson", "query_test", "rankdata",

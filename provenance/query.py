@@ -23,7 +23,8 @@ import dataclasses
 import numpy as np
 
 from provenance.combine import holm
-from provenance.stats import CorrelationResult, kendall, pearson, spearman
+from provenance.kendall_tau import kendall
+from provenance.stats import CorrelationResult, pearson, spearman
 
 STATISTICS = ("spearman", "kendall", "pearson")
 

@@ -22,8 +22,9 @@ import math
 
 import numpy as np
 
+from provenance.kendall_tau import kendall
 from provenance.query import STATISTICS
-from provenance.stats import kendall, pearson, spearman
+from provenance.stats import pearson, spearman
 
 
 @dataclasses.dataclass(frozen=True)
