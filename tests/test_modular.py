@@ -67,9 +67,8 @@ def _assert_same_run(swept, alone, rtol):
                                    err_msg=var)
 
 
-@pytest.mark.parametrize("options", [MLP, TRANSFORMER], ids=["mlp", "transformer"])
-def test_batched_run_equals_single_run_shapes_and_ranges(options):
-    """float32: a run in a (scale x seed) grid equals it alone to 1e-6; accuracies in [0, 1]."""
+def _grid(options):
+    """A (scale x seed) sweep, checked for shapes, accuracies in [0, 1] and a falling loss."""
     ds = lazyrich.sweep("modular", scale=[0.5, 2.0], seed=[0, 1], progress=False, **options)
     n_log = options["steps"] // options["log_every"] + 1
     assert ds.test_accuracy.dims == ("scale", "seed", "step")
@@ -77,9 +76,24 @@ def test_batched_run_equals_single_run_shapes_and_ranges(options):
     for var in ("train_accuracy", "test_accuracy"):
         assert float(ds[var].min()) >= 0 and float(ds[var].max()) <= 1
     assert not ds.diverged.any()
+    assert bool((ds.train_loss.isel(step=-1) < ds.train_loss.isel(step=0)).all())
     np.testing.assert_allclose(ds.weight_norm.isel(step=0), 1, rtol=1e-6)
+    return ds
+
+
+@pytest.mark.parametrize("options", [
+    MLP, pytest.param(TRANSFORMER, marks=pytest.mark.slow)], ids=["mlp", "transformer"])
+def test_batched_run_equals_single_run_shapes_and_ranges(options):
+    """float32: a run in a (scale x seed) grid equals it alone to 1e-6."""
+    ds = _grid(options)
     alone = lazyrich.sweep("modular", scale=2.0, seed=1, progress=False, **options)
     _assert_same_run(ds.sel(scale=2.0, seed=1), alone, rtol=1e-6)
+
+
+def test_transformer_sweeps_over_scale_and_seed():
+    """The flax transformer, split into pure functions, runs vmapped over scale x seed (its
+    batched == alone check is the slow case above)."""
+    _grid(TRANSFORMER)
 
 
 def test_centred_model_starts_at_zero_output():
