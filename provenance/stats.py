@@ -95,30 +95,72 @@ def rankdata(x, axis: int = -1) -> np.ndarray:
     return np.moveaxis(_ranks(x, "x", axis, constant_ok=True), -1, axis)
 
 
-def _ranks(x: np.ndarray, name: str, axis: int, constant_ok: bool = False) -> np.ndarray:
+def _ranks(x: np.ndarray, name: str, axis: int, constant_ok: bool = False,
+           untied: np.ndarray | None = None) -> np.ndarray:
     """Average ranks along the last axis of float64 x (..., n), checking the values.
 
     Row by row (numpy's along-axis gathers on 2-D arrays were measured 2x slower than per-row
-    ones): one unstable argsort (ties are averaged, so their order is irrelevant), one gather of
-    the sorted values into the output buffer (tie groups are runs of equal neighbours; the
-    extremes show NaN, inf and constant rows), one scatter of the ranks over the same buffer.
+    ones); each row's sorted values are gathered into its output row, then overwritten by the
+    scatter of its ranks. `untied` (1.0, ..., n) may be passed in to share it between calls.
     """
     n = x.shape[-1]
-    rows = x.reshape(-1, n)
-    ranks = np.empty(rows.shape)
-    untied = np.arange(1.0, n + 1)
-    for row, out in zip(rows, ranks, strict=True):
-        order = np.argsort(row)
-        np.take(row, order, out=out)
-        _check_extremes(name, out[0], out[-1], axis, constant_ok)
-        starts = _run_starts(out)
-        if starts.all():
-            out[order] = untied
-            continue
-        first = np.flatnonzero(starts)
-        last = np.append(first[1:], n) - 1
-        out[order] = ((first + last) / 2.0 + 1.0)[np.cumsum(starts) - 1]
+    ranks = np.empty((math.prod(x.shape[:-1]), n))
+    untied = np.arange(1.0, n + 1) if untied is None else untied
+    for row, out in zip(x.reshape(-1, n), ranks, strict=True):
+        order, sorted_ranks = _sorted_ranks(row, out, untied, name, axis, constant_ok)
+        out[order] = sorted_ranks
     return ranks.reshape(x.shape)
+
+
+def _sorted_ranks(row: np.ndarray, buffer: np.ndarray, untied: np.ndarray, name: str, axis: int,
+                  constant_ok: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """argsort of one row (n,) and the average ranks in sorted order; `buffer` (n,) is scratch.
+
+    One unstable argsort (ties are averaged, so their order is irrelevant) and one gather of the
+    sorted values: tie groups are runs of equal neighbours, and the extremes show NaN, inf and
+    constant rows.
+    """
+    order = np.argsort(row)
+    np.take(row, order, out=buffer, mode="clip")  # mode="raise" would buffer `out`
+    _check_extremes(name, buffer[0], buffer[-1], axis, constant_ok)
+    starts = _run_starts(buffer)
+    if starts.all():
+        return order, untied
+    first = np.flatnonzero(starts)
+    last = np.append(first[1:], len(row)) - 1
+    return order, ((first + last) / 2.0 + 1.0)[np.cumsum(starts) - 1]
+
+
+def _spearman_rho(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
+    """rho of x (..., n) and y (..., n) without placing y's ranks in original order.
+
+    With x's centred ranks rx in original order, and y's argsort o and centred ranks sy in
+    sorted order, sum_i rx_i ry_i = sum_k rx[o_k] sy_k: a gather replaces y's scatter.
+    """
+    n = x.shape[-1]
+    centre = (n + 1) / 2.0  # average ranks have this mean exactly
+    untied = np.arange(1.0, n + 1)
+    rx = _ranks(x, "x", axis, untied=untied).reshape(-1, n)
+    rx -= centre
+    untied -= centre
+    scratch = np.empty(n)
+    batch = np.broadcast_shapes(x.shape[:-1], y.shape[:-1])
+    x_index = np.broadcast_to(np.arange(len(rx)).reshape(x.shape[:-1]), batch).ravel()
+    y_index = np.broadcast_to(np.arange(math.prod(y.shape[:-1])).reshape(y.shape[:-1]),
+                              batch).ravel()
+    covariance, y_variance = np.empty(len(x_index)), {}
+    for j, row in enumerate(y.reshape(-1, n)):
+        order, sorted_ranks = _sorted_ranks(row, scratch, untied, "y", axis)
+        if sorted_ranks is not untied:
+            sorted_ranks = sorted_ranks - centre
+        y_variance[j] = _dot(sorted_ranks, sorted_ranks)
+        for k in np.flatnonzero(y_index == j):
+            covariance[k] = _dot(np.take(rx[x_index[k]], order, out=scratch, mode="clip"),
+                                 sorted_ranks)
+    x_variance = _dot(rx, rx)[x_index]
+    y_variance = np.array([y_variance[j] for j in y_index])
+    rho = np.clip(covariance / np.sqrt(x_variance * y_variance), -1.0, 1.0)
+    return rho.reshape(batch)
 
 
 def _sorted_runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,14 +182,14 @@ def _pearson_r(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 def _centred_correlation(xc: np.ndarray, yc: np.ndarray) -> np.ndarray:
-    """sum xc yc / sqrt(sum xc^2 sum yc^2) along the last axis.
+    """sum xc yc / sqrt(sum xc^2 sum yc^2) along the last axis."""
+    return np.clip(_dot(xc, yc) / np.sqrt(_dot(xc, xc) * _dot(yc, yc)), -1.0, 1.0)
 
-    einsum, not BLAS dot: one pass without temporaries, and no BLAS threads to contend for.
-    """
-    def dot(a, b):
-        return np.einsum("...i,...i->...", a, b)
 
-    return np.clip(dot(xc, yc) / np.sqrt(dot(xc, xc) * dot(yc, yc)), -1.0, 1.0)
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum a b along the last axis: einsum, one pass without temporaries; not BLAS, whose
+    threads were measured to stall on a busy machine."""
+    return np.einsum("...i,...i->...", a, b)
 
 
 def _log_t_sf(t: np.ndarray, dof: int) -> np.ndarray:
@@ -239,11 +281,7 @@ def spearman(x, y, *, method: str = "asymptotic", alternative: str = "greater", 
     _check_choice("alternative", alternative, ALTERNATIVES)
     x, y = _as_pair(x, y, axis, check_values=False)
     n = x.shape[-1]
-    ranks_x, ranks_y = _ranks(x, "x", axis), _ranks(y, "y", axis)
-    # average ranks have mean (n + 1) / 2 exactly: centre in place
-    ranks_x -= (n + 1) / 2.0
-    ranks_y -= (n + 1) / 2.0
-    rho = _centred_correlation(ranks_x, ranks_y)
+    rho = _spearman_rho(x, y, axis)
     if method == "asymptotic":
         return _result("spearman", rho, _log_tail_t(rho, n, alternative), n, method, alternative)
     if method == "exact":
@@ -255,6 +293,7 @@ def spearman(x, y, *, method: str = "asymptotic", alternative: str = "greater", 
         return _result("spearman", rho, log_p, n, method, alternative)
     if not isinstance(n_permutations, int) or n_permutations < 1:
         raise ValueError(f"n_permutations={n_permutations!r} must be a positive integer")
+    ranks_x, ranks_y = _ranks(x, "x", axis), _ranks(y, "y", axis)
     null = _permutation_null(*np.broadcast_arrays(ranks_y, ranks_x), n_permutations, seed, chunk)
     return _result("spearman", rho, _log_permutation_p(rho, null, alternative), n, method,
                    alternative)

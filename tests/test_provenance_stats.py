@@ -194,3 +194,16 @@ def test_kendall_log10_pvalue_finite_far_below_1e_300():
     x = rng.normal(size=20_000)
     result = provenance.kendall(x, x + 0.05 * rng.normal(size=20_000))
     assert result.pvalue == 0.0 and -1e6 < result.log10_pvalue < -300
+
+
+def test_spearman_broadcasts_models_on_either_side(data):
+    """(2, 1, n) against (1, 3, n) gives the 2 x 3 table of scipy's rho (ties in y)."""
+    x, y = data
+    table = provenance.spearman(x[:2, None, :], y[None, :, :]).statistic
+    expected = [[stats.spearmanr(a, b).statistic for b in y] for a in x[:2]]
+    np.testing.assert_allclose(table, expected, atol=1e-12)
+    shared_y = provenance.spearman(x, y[0]).statistic
+    np.testing.assert_allclose(shared_y, [stats.spearmanr(a, y[0]).statistic for a in x],
+                               atol=1e-12)
+    np.testing.assert_allclose(provenance.spearman(x.T, y.T, axis=0).statistic,
+                               provenance.spearman(x, y).statistic, atol=1e-15)
