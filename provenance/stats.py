@@ -8,12 +8,12 @@ last axis (a leading axis of models is batched) and needs no n^2 memory.
 
 p-values: "asymptotic" (Student t with n - 2 degrees of freedom for Spearman / Pearson, the
 tie-corrected normal approximation for Kendall), "exact" (Spearman: complete enumeration of the
-n! orderings, n <= 9; Kendall: the Mahonian distribution of the number of discordant pairs,
-n <= 100, no ties) and "permutation" (B random orderings, p = (1 + #{null >= observed}) / (1 + B);
-Spearman as one batched JAX computation in chunks, Kendall as batched numpy in chunks, because
-its pair counts need int64). `log10_pvalue` comes from log-survival functions, so it stays finite
-far below 1e-300. Kendall's tau-b lives in `provenance.kendall_tau` (also reachable here as
-`provenance.stats.kendall`).
+n! orderings, n <= 9, ties allowed; Kendall: the Mahonian distribution of the number of
+discordant pairs, n <= 100, no ties) and "permutation" (B random orderings,
+p = (1 + #{null >= observed}) / (1 + B); Spearman as one batched JAX computation in chunks,
+Kendall as batched numpy in chunks, because its pair counts need int64). `log10_pvalue` comes
+from log-survival functions, so it stays finite far below 1e-300. Kendall's tau-b lives in
+`provenance.kendall_tau` (also reachable here as `provenance.stats.kendall`).
 """
 
 from __future__ import annotations
@@ -237,11 +237,17 @@ def _result(name, statistic, log_p, n, method, alternative) -> CorrelationResult
                              method, alternative, name)
 
 
-def _exact_spearman_null(n: int) -> np.ndarray:
-    """rho of every ordering of n untied ranks against 1..n (n! values)."""
-    base = np.arange(1.0, n + 1)
-    permutations = np.array(list(itertools.permutations(base)))
-    return _pearson_r(np.broadcast_to(base, permutations.shape), permutations)
+def _exact_spearman_log_p(x: np.ndarray, y: np.ndarray, rho: np.ndarray, alternative: str,
+                          axis: int) -> np.ndarray:
+    """log of the fraction of all n! reorderings of y's ranks whose rho is at least as extreme;
+    exact with ties too (the permutation distribution given both tie patterns)."""
+    n = x.shape[-1]
+    orderings = np.array(list(itertools.permutations(range(n))))
+    ranks_x, ranks_y = np.broadcast_arrays(rankdata(x), rankdata(y))
+    rows_x, rows_y = ranks_x.reshape(-1, n), ranks_y.reshape(-1, n)
+    counts = [_tail_count(observed, _pearson_r(row_x, row_y[orderings]), alternative)
+              for observed, row_x, row_y in zip(np.ravel(rho), rows_x, rows_y, strict=True)]
+    return np.log(np.reshape(counts, np.shape(rho)) / len(orderings))
 
 
 def _permutation_null(ranks_y: np.ndarray, ranks_x: np.ndarray, n_permutations: int,
@@ -272,7 +278,8 @@ def spearman(x, y, *, method: str = "asymptotic", alternative: str = "greater", 
 
     Args:
         x, y: arrays (..., n) (numpy or JAX); leading axes (e.g. models) are batched.
-        method: "asymptotic", "exact" (n <= 9, no ties assumed) or "permutation".
+        method: "asymptotic", "exact" (all n! orderings, n <= 9, ties allowed) or
+            "permutation".
         alternative: "greater" (positive association, the provenance direction), "less" or
             "two-sided".
         n_permutations, seed, chunk: the permutation test's size, PRNG seed and batch size.
@@ -288,9 +295,8 @@ def spearman(x, y, *, method: str = "asymptotic", alternative: str = "greater", 
         if n > EXACT_MAX_N:
             raise ValueError(f"method='exact' enumerates n! orderings and needs n <= "
                              f"{EXACT_MAX_N}; got n={n}; use 'asymptotic' or 'permutation'")
-        null = _exact_spearman_null(n)
-        log_p = np.log(_tail_count(rho, null, alternative) / len(null))
-        return _result("spearman", rho, log_p, n, method, alternative)
+        return _result("spearman", rho, _exact_spearman_log_p(x, y, rho, alternative, axis), n,
+                       method, alternative)
     if not isinstance(n_permutations, int) or n_permutations < 1:
         raise ValueError(f"n_permutations={n_permutations!r} must be a positive integer")
     ranks_x, ranks_y = _ranks(x, "x", axis), _ranks(y, "y", axis)

@@ -207,3 +207,20 @@ def test_spearman_broadcasts_models_on_either_side(data):
                                atol=1e-12)
     np.testing.assert_allclose(provenance.spearman(x.T, y.T, axis=0).statistic,
                                provenance.spearman(x, y).statistic, atol=1e-15)
+
+
+@pytest.mark.parametrize("alternative", ["greater", "less", "two-sided"])
+def test_exact_spearman_with_ties_equals_enumeration_for_two_models(alternative):
+    """Ties in both x and y: the exact p is the fraction of the 7! reorderings of y as extreme
+    (null computed with scipy's rankdata and numpy's corrcoef over all reorderings)."""
+    x = np.array([1.0, 2, 2, 3, 5, 5, 6])
+    y = np.array([[1.0, 1, 2, 4, 3, 6, 6], [3.0, 1, 2, 2, 5, 4, 7]])
+    result = provenance.spearman(x, y, method="exact", alternative=alternative)
+    ranks_x = stats.rankdata(x)
+    for model in range(2):
+        rho = stats.spearmanr(x, y[model]).statistic
+        reordered = stats.rankdata(np.array(list(itertools.permutations(y[model]))), axis=-1)
+        null = np.corrcoef(np.vstack([ranks_x, reordered]))[0, 1:]
+        tail = {"greater": null >= rho - 1e-12, "less": null <= rho + 1e-12,
+                "two-sided": np.abs(null) >= abs(rho) - 1e-12}[alternative]
+        assert result.pvalue[model] == pytest.approx(tail.mean(), rel=1e-12)
