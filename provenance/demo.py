@@ -55,9 +55,9 @@ class DemoConfig:
     finetune_steps: tuple[int, ...] = (8, 32, 128, 512)
     n_copies: int = 16
     retrain_fraction: float = 0.25
-    observed_finetune_steps: int = 32  # which fine-tune publishes text
-    sample_sequences: int = 512  # sampled texts of `context` bytes per source
-    span_lengths: tuple[int, int] = (8, 32)  # byte spans indexed by the span-overlap test
+    observed_finetune_steps: int = 8  # which fine-tune publishes text
+    sample_sequences: int = 1024  # sampled texts of `context` bytes per source
+    span_lengths: tuple[int, int] = (16, 32)  # byte spans indexed by the span-overlap test
     seed: int = 0  # Alice's seed (her initialisation and her order)
 
     def __post_init__(self):
@@ -266,7 +266,8 @@ def plot(dataset: xr.Dataset, out_dir: pathlib.Path) -> list[pathlib.Path]:
                              10.0 ** finetunes[variable], "o-", label=f"fine-tunes, {label}")
         axes[0].axhline(10.0 ** float(independent[variable]), color=line.get_color(), ls=":",
                         label=f"independent model, {label}")
-    axes[0].set(xscale="log", yscale="log", xlabel="Bob's fine-tuning steps (0 at 0.5)",
+    axes[0].axhline(1e-8, color="gray", lw=0.5, label="1e-8 (the paper's typical fine-tune)")
+    axes[0].set(xscale="log", yscale="log", xlabel="Bob's fine-tuning steps (Alice's own at 0.5)",
                 ylabel="query-test p-value", title="Query test")
     axes[0].legend(fontsize=7)
     axes[1].plot(dataset.alice_loss, lw=0.8)
@@ -281,6 +282,9 @@ def plot(dataset: xr.Dataset, out_dir: pathlib.Path) -> list[pathlib.Path]:
             axis.plot(dataset.tokens, 10.0 ** dataset[f"{test}_log10_p"].sel(source=source),
                       marker + style, label=f"{test}, text from {source} model")
     axis.axhline(1e-3, color="gray", lw=0.5)
+    copies = json.loads(dataset.attrs["config"])["n_copies"]
+    axis.axhline(1 / (copies + 1), color="gray", lw=0.5, ls="--",
+                 label=f"1/(K+1): smallest rank-test p with K = {copies}")
     axis.set(xscale="log", yscale="log", xlabel="sampled tokens (bytes)", ylabel="p-value",
              title="Observational tests")
     axis.legend(fontsize=7)

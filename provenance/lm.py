@@ -164,8 +164,8 @@ def token_log_likelihoods(config: LMConfig, params: dict, documents: jax.Array) 
 
 def _check_documents(config: LMConfig, documents) -> np.ndarray:
     documents = np.asarray(documents)
-    if documents.ndim != 2 or documents.shape[1] != config.context:
-        raise ValueError(f"documents must have shape (n, context={config.context}), got "
+    if documents.ndim != 2 or documents.shape[1] != config.context or documents.shape[0] < 1:
+        raise ValueError(f"documents must have shape (n >= 1, context={config.context}), got "
                          f"{documents.shape}")
     if not np.issubdtype(documents.dtype, np.integer) or documents.size and (
             documents.min() < 0 or documents.max() >= BYTES):
@@ -236,6 +236,8 @@ class Trainer:
         one compilation (a shorter last chunk compiles once more).
         """
         batches = np.asarray(batches)
+        if not isinstance(chunk_steps, int) or chunk_steps < 1:
+            raise ValueError(f"chunk_steps={chunk_steps!r} must be a positive integer")
         if batches.ndim != 3 or batches.shape[2] != self.config.context:
             raise ValueError(f"batches must have shape (steps, batch, {self.config.context}), "
                              f"got {batches.shape}")
