@@ -41,7 +41,7 @@ def test_null_p_values_are_uniform(statistic, method):
         else {}
     p = test(data.order, data.loglik, **options).pvalue
     if method == "permutation":
-        p = p + np.random.default_rng(5).uniform(0, 1 / 200, size=p.shape)  # undo discreteness
+        p = p - np.random.default_rng(5).uniform(0, 1 / 200, size=p.shape)  # undo discreteness
     assert stats.kstest(p, "uniform").pvalue > 0.01
     below = np.sum(p < 0.05)
     assert stats.binomtest(int(below), draws, 0.05).pvalue > 0.01
@@ -82,3 +82,20 @@ def test_bad_options(options, fragment):
         palimpsest(10, 1.0, seed="abc")
     with pytest.raises(ValueError, match="alpha"):
         power_curve([0.0], [10], alpha=2.0)
+
+
+def test_kendall_exact_and_permutation_null_levels():
+    """Discrete p-values: P(p <= alpha) <= alpha within binomial slack (exact, n = 12 untied),
+    and jittered permutation p-values pass a KS test (1,000 draws, B = 99, batch ties)."""
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(3000, 12))
+    exact = provenance.kendall(np.arange(12.0), x, method="exact").pvalue
+    for alpha in (0.01, 0.05, 0.2):
+        assert stats.binomtest(int(np.sum(exact <= alpha)), 3000, alpha,
+                               alternative="greater").pvalue > 0.01
+    data = palimpsest(40, 0.0, n_draws=1000, batch_size=4, seed=9)
+    permuted = provenance.kendall(data.order, data.loglik, method="permutation",
+                                  n_permutations=99, chunk=33).pvalue
+    assert np.all(permuted >= 1 / 100)
+    jittered = permuted - rng.uniform(0, 1 / 100, size=permuted.shape)
+    assert stats.kstest(jittered, "uniform").pvalue > 0.01
