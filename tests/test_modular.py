@@ -72,7 +72,7 @@ def _grid(options):
     ds = lazyrich.sweep("modular", scale=[0.5, 2.0], seed=[0, 1], progress=False, **options)
     n_log = options["steps"] // options["log_every"] + 1
     assert ds.test_accuracy.dims == ("scale", "seed", "step")
-    assert ds.test_accuracy.shape == (2, 2, n_log) and ds.train_loss.dtype == np.float32
+    assert ds.test_accuracy.shape == (2, 2, n_log) and ds.train_loss.dtype == jnp.result_type(float)
     for var in ("train_accuracy", "test_accuracy"):
         assert float(ds[var].min()) >= 0 and float(ds[var].max()) <= 1
     assert not ds.diverged.any()
@@ -120,11 +120,12 @@ def test_bad_input(kwargs, error, fragment):
 
 
 def test_larger_scale_delays_test_accuracy():
-    """p = 13, lr = 300: at scale 1.5 test accuracy reaches 90% of its final value >= 1000 steps
-    after train accuracy; at scale 0.25 within 300 steps; both fit the training set."""
-    ds = lazyrich.sweep("modular", scale=[0.25, 1.5], p=13, lr=300.0, steps=4000,
+    """p = 13, lr = 300: at scale 1.5 test accuracy reaches 90% of its final value >= 800 steps
+    (measured 1700) after train accuracy; at scale 0.25 within 300 steps (measured 100); both
+    fit the training set."""
+    ds = lazyrich.sweep("modular", scale=[0.25, 1.5], p=13, lr=300.0, steps=3000,
                         log_every=100, progress=False)
     delay = grokking_delay(ds)
     assert float(delay.sel(scale=0.25)) <= 300
-    assert float(delay.sel(scale=1.5)) >= 1000
+    assert float(delay.sel(scale=1.5)) >= 800
     assert float(ds.train_accuracy.isel(step=-1).min()) == 1.0
