@@ -37,11 +37,15 @@ def test_null_p_values_are_uniform(statistic, method):
     data = palimpsest(40, 0.0, n_draws=draws, batch_size=4, seed=4)
     test = {"spearman": provenance.spearman, "kendall": provenance.kendall,
             "pearson": provenance.pearson}[statistic]
-    options = {"method": method, "n_permutations": 199, "chunk": 8} if method != "asymptotic" \
-        else {}
-    p = test(data.order, data.loglik, **options).pvalue
     if method == "permutation":
+        # the permutations are shared by all models of one call: a fresh seed per 20 draws
+        # keeps the p-values (nearly) independent, as KS needs
+        p = np.concatenate([test(data.order[i:i + 20], data.loglik[i:i + 20],
+                                 method=method, n_permutations=199, chunk=50, seed=i).pvalue
+                            for i in range(0, draws, 20)])
         p = p - np.random.default_rng(5).uniform(0, 1 / 200, size=p.shape)  # undo discreteness
+    else:
+        p = test(data.order, data.loglik).pvalue
     assert stats.kstest(p, "uniform").pvalue > 0.01
     below = np.sum(p < 0.05)
     assert stats.binomtest(int(below), draws, 0.05).pvalue > 0.01
@@ -94,8 +98,10 @@ def test_kendall_exact_and_permutation_null_levels():
         assert stats.binomtest(int(np.sum(exact <= alpha)), 3000, alpha,
                                alternative="greater").pvalue > 0.01
     data = palimpsest(40, 0.0, n_draws=1000, batch_size=4, seed=9)
-    permuted = provenance.kendall(data.order, data.loglik, method="permutation",
-                                  n_permutations=99, chunk=33).pvalue
+    permuted = np.concatenate([  # fresh permutations per 50 draws (they are shared in a call)
+        provenance.kendall(data.order[i:i + 50], data.loglik[i:i + 50], method="permutation",
+                           n_permutations=99, chunk=33, seed=i).pvalue
+        for i in range(0, 1000, 50)])
     assert np.all(permuted >= 1 / 100)
     jittered = permuted - rng.uniform(0, 1 / 100, size=permuted.shape)
     assert stats.kstest(jittered, "uniform").pvalue > 0.01
