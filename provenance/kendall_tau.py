@@ -99,7 +99,7 @@ def count_inversions(values) -> np.ndarray:
 def _kendall_counts(dense_x: np.ndarray, dense_y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Discordant pairs and joint-tie pairs sum t(t-1)/2 of dense-ranked (x, y) pairs (..., n)."""
     key = dense_x * (int(dense_y.max(initial=0)) + 1) + dense_y
-    order = np.argsort(key, axis=-1, kind="stable")
+    order = np.argsort(key, axis=-1)  # equal keys are joint ties: their order is irrelevant
     discordant = count_inversions(np.take_along_axis(np.broadcast_to(dense_y, key.shape), order,
                                                      axis=-1))
     joint = _position_in_run(_run_starts(np.take_along_axis(key, order, axis=-1))).sum(axis=-1)
