@@ -4,6 +4,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 import provenance
@@ -252,3 +254,17 @@ def test_jax_inputs_and_float64_permutation_null(x64):
     assert permuted.pvalue == pytest.approx(ours.pvalue, abs=0.15)
     perfect = provenance.spearman(x, x, method="permutation", n_permutations=99)
     assert perfect.pvalue == pytest.approx(1 / 100)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), min_size=3, max_size=25))
+def test_fuzzed_kendall_equals_brute_force_or_refuses_constant_input(pairs):
+    """Any small tied integer data: tau-b equals the pair loop, or a constant-input error."""
+    x, y = (np.array(column, dtype=float) for column in zip(*pairs, strict=True))
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        with pytest.raises(ValueError, match="constant"):
+            provenance.kendall(x, y)
+        return
+    result = provenance.kendall(x, y, alternative="two-sided")
+    assert result.statistic == pytest.approx(brute_force_kendall(x, y), abs=1e-14)
+    assert 0.0 < result.pvalue <= 1.0
