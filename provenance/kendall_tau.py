@@ -17,6 +17,7 @@ from scipy import special
 
 from provenance.stats import (
     ALTERNATIVES,
+    BLOCK_ELEMENTS,
     METHODS,
     CorrelationResult,
     _as_pair,
@@ -136,7 +137,8 @@ def kendall(x, y, *, method: str = "asymptotic", alternative: str = "greater", a
     by (x, y)). "asymptotic": S = n0 - n1 - n2 + n3 - 2D is normal with the tie-corrected
     variance [v0 - vx - vy] / 18 + Sx1 Sy1 / (2 n (n-1)) + Sx2 Sy2 / (9 n (n-1)(n-2)).
     "exact": D follows the Mahonian distribution (n <= 100, no ties). "permutation": y is
-    reordered by B seeded random permutations (shared by all models), batched in chunks.
+    reordered by B seeded random permutations (shared by all models), batched in chunks of at
+    most `chunk` permutations and BLOCK_ELEMENTS values.
     """
     _check_choice("method", method, METHODS)
     _check_choice("alternative", alternative, ALTERNATIVES)
@@ -166,6 +168,7 @@ def kendall(x, y, *, method: str = "asymptotic", alternative: str = "greater", a
     if not isinstance(n_permutations, int) or n_permutations < 1:
         raise ValueError(f"n_permutations={n_permutations!r} must be a positive integer")
     rng = np.random.default_rng(seed)
+    chunk = max(1, min(chunk, BLOCK_ELEMENTS // math.prod(np.broadcast_shapes(x.shape, y.shape))))
     null = []
     for start in range(0, n_permutations, chunk):
         size = min(chunk, n_permutations - start)

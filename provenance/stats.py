@@ -29,6 +29,7 @@ from scipy import special
 METHODS = ("asymptotic", "exact", "permutation")
 ALTERNATIVES = ("greater", "less", "two-sided")
 EXACT_MAX_N = 9
+BLOCK_ELEMENTS = 2**22  # permutation blocks: at most this many (models x B x n) values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -270,13 +271,15 @@ def _permutation_null(ranks_y: np.ndarray, ranks_x: np.ndarray, n_permutations: 
     """rho of x's ranks against B random orderings of y's ranks, batched in JAX; (..., B).
 
     Every block has `chunk` keys (the last is padded and trimmed), so one compilation serves
-    all blocks and later calls with the same shapes.
+    all blocks and later calls with the same shapes; `chunk` shrinks so that a block holds at
+    most BLOCK_ELEMENTS values.
     """
     import jax
 
     xc = ranks_x - ranks_x.mean(axis=-1, keepdims=True)
     yc = ranks_y - ranks_y.mean(axis=-1, keepdims=True)
     scale = np.sqrt(_dot(xc, xc) * _dot(yc, yc))[..., None]
+    chunk = max(1, min(chunk, BLOCK_ELEMENTS // yc.size))
     blocks = -(-n_permutations // chunk)
     keys = jax.random.split(jax.random.key(seed), blocks * chunk)
     block = _permutation_block()
