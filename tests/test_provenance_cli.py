@@ -131,3 +131,17 @@ def test_module_entry_point_runs_as_a_subprocess(tmp_path, data):
          str(write(tmp_path, "npy", "order", order)), "--alternative", "two-sided"],
         capture_output=True, text=True, check=True)
     assert "alternative = two-sided" in completed.stdout
+
+
+def test_jsonl_field_holding_a_list_gives_one_value_per_model(tmp_path, data):
+    loglik, order, _ = data
+    path = tmp_path / "scores.jsonl"
+    path.write_text("".join(json.dumps({"id": i, "loglik": [float(a), float(b)],
+                                        "order": float(o)}) + "\n"
+                            for i, (a, b, o) in enumerate(zip(*loglik, order, strict=True))))
+    out = tmp_path / "result.json"
+    assert main(["query", "--loglik", str(path), "--order", str(path), "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    np.testing.assert_allclose(record["statistic"], [stats.spearmanr(order, row).statistic
+                                                     for row in loglik], atol=1e-12)
+    assert record["inputs"]["loglik"].endswith("field 'loglik'")
