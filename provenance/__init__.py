@@ -8,9 +8,24 @@ training order tests whether the suspect derives from Alice's model.
 from provenance import simulate
 from provenance.combine import combine_pvalues, fisher_combination, holm, stouffer_combination
 from provenance.kendall_tau import count_inversions, kendall
+from provenance.observational import (
+    RetrainResult,
+    SpanIndex,
+    SpanOverlapResult,
+    build_span_index,
+    longest_matches,
+    reshuffled_rank_test,
+    reshuffled_z_test,
+    span_overlap_scores,
+    span_overlap_test,
+)
 from provenance.query import QueryResult, query_test
+from provenance.simulate import Palimpsest, palimpsest, power_curve
 from provenance.stats import CorrelationResult, pearson, rankdata, spearman
 
-__all__ = ["CorrelationResult", "QueryResult", "combine_pvalues", "count_inversions",
-           "fisher_combination", "holm", "kendall", "pearson", "query_test", "rankdata",
-           "simulate", "spearman", "stouffer_combination"]
+__all__ = ["CorrelationResult", "Palimpsest", "QueryResult", "RetrainResult", "SpanIndex",
+           "SpanOverlapResult", "build_span_index", "combine_pvalues", "count_inversions",
+           "fisher_combination", "holm", "kendall", "longest_matches", "palimpsest", "pearson",
+           "power_curve", "query_test", "rankdata", "reshuffled_rank_test", "reshuffled_z_test",
+           "simulate", "span_overlap_scores", "span_overlap_test", "spearman",
+           "stouffer_combination"]
