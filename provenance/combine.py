@@ -15,29 +15,39 @@ from scipy import special, stats
 COMBINATIONS = ("fisher", "stouffer")
 
 
+def _pvalues(pvalues, low_open: bool, high_open: bool, method: str) -> np.ndarray:
+    """pvalues as float64, refused (naming the first offending value) outside the allowed range."""
+    try:
+        p = np.asarray(pvalues, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"pvalues must be numbers, got {pvalues!r:.80}") from None
+    if p.size == 0:
+        raise ValueError(f"pvalues is empty; {method} needs at least one p-value")
+    bad = np.isnan(p) | ((p <= 0) if low_open else (p < 0)) | ((p >= 1) if high_open else (p > 1))
+    if np.any(bad):
+        interval = ("(" if low_open else "[") + "0, 1" + (")" if high_open else "]")
+        raise ValueError(f"pvalues must lie in {interval} for {method}; found "
+                         f"{p[bad].ravel()[0]!r} ({int(bad.sum())} value(s) outside)")
+    return p
+
+
 def fisher_combination(pvalues, axis: int = -1) -> np.ndarray:
     """Fisher's method: combined p of independent p-values, -2 sum log p ~ chi^2(2k)."""
-    p = np.asarray(pvalues, np.float64)
-    if np.any((p <= 0) | (p > 1)):
-        raise ValueError("pvalues must lie in (0, 1]")
+    p = _pvalues(pvalues, low_open=True, high_open=False, method="Fisher's method")
     statistic = -2.0 * np.sum(np.log(p), axis=axis)
     return stats.chi2.sf(statistic, 2 * p.shape[axis])
 
 
 def stouffer_combination(pvalues, axis: int = -1) -> np.ndarray:
     """Stouffer's method: combined p of independent one-sided p-values, sum z / sqrt(k)."""
-    p = np.asarray(pvalues, np.float64)
-    if np.any((p <= 0) | (p >= 1)):
-        raise ValueError("pvalues must lie in (0, 1) for Stouffer's method")
+    p = _pvalues(pvalues, low_open=True, high_open=True, method="Stouffer's method")
     z = special.ndtri(1.0 - p)
     return stats.norm.sf(np.sum(z, axis=axis) / math.sqrt(p.shape[axis]))
 
 
 def holm(pvalues) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error control), same shape as input."""
-    p = np.asarray(pvalues, np.float64).ravel()
-    if np.any((p < 0) | (p > 1)):
-        raise ValueError("pvalues must lie in [0, 1]")
+    p = _pvalues(pvalues, low_open=False, high_open=False, method="Holm's correction").ravel()
     order = np.argsort(p)
     adjusted = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
     out = np.empty_like(p)

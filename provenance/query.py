@@ -148,7 +148,8 @@ def query_test(loglik, order, reference=None, *, statistic: str = "spearman",
         tokens = _as_matrix("n_tokens", n_tokens, max_ndim=1)
         _check_length("n_tokens", tokens, n)
         if np.any(tokens <= 0):
-            raise ValueError("n_tokens must be positive token counts")
+            raise ValueError("n_tokens must be positive token counts; found "
+                             f"{float(np.min(tokens))!r}")
         score = score / tokens
     if n < 3:
         raise ValueError(f"loglik has n={n} examples; the test needs at least 3")

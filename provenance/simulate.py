@@ -121,6 +121,9 @@ def power_curve(strengths, sizes, *, n_draws: int = 100, alpha: float = 0.05,
         raise ValueError(f"alpha={alpha!r} must lie in (0, 1)")
     strengths = np.atleast_1d(np.asarray(strengths, np.float64))
     sizes = [int(size) for size in np.atleast_1d(sizes)]
+    if not sizes or min(sizes) < 3:
+        raise ValueError(f"sizes={sizes!r} is not allowed; sizes must be one or more integers "
+                         ">= 3 (examples per training run)")
     rng = _rng(seed)
     test = {"spearman": spearman, "kendall": kendall, "pearson": pearson}[statistic]
     options = {} if statistic == "pearson" else {"method": method}

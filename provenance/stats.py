@@ -56,10 +56,17 @@ class CorrelationResult:
                 f"{self.method}, alternative = {self.alternative}")
 
 
+def _floats(name: str, values) -> np.ndarray:
+    """values as a float64 array, or a TypeError naming the argument."""
+    try:
+        return np.asarray(values, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of real numbers, got {values!r:.80}") from None
+
+
 def _as_pair(x, y, axis: int, check_values: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """x, y as float64 with the paired axis last; shapes checked, values too if asked."""
-    x = np.moveaxis(np.asarray(x, np.float64), axis, -1)
-    y = np.moveaxis(np.asarray(y, np.float64), axis, -1)
+    x, y = (np.moveaxis(_floats(name, values), axis, -1) for name, values in (("x", x), ("y", y)))
     try:
         np.broadcast_shapes(x.shape, y.shape)
         if x.shape[-1] != y.shape[-1]:
