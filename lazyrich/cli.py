@@ -2,7 +2,8 @@
 
     lazyrich run grokking --alpha 0.125 1 8 --seed 0 1 --steps 60000 --out run.nc
     lazyrich plot run.nc --out fig.png
-    lazyrich compare grokking --alpha 1 8 64 --seed 0 1 --out fig.png   # theory over simulation
+    lazyrich compare grokking --alpha 1 8 64 --seed 0 1 --out fig.png   # DMFT over simulation
+    lazyrich compare grokking --theory kernel --alpha 1 8 --out fig.png  # lazy limit instead
     lazyrich demo                      # what `make demo` runs
     lazyrich gallery --out docs/figures/   # one PNG per experiment
     lazyrich experiments               # every experiment with its parameters
@@ -97,14 +98,47 @@ def _run(argv: Sequence[str]) -> int:
     return 0
 
 
+THEORIES = ("dmft", "kernel")
+
+
+def _split_theory(argv: Sequence[str]) -> tuple[list[str], str | None]:
+    """Remove `--theory NAME` from argv; returns (rest, name), name None if it is bad."""
+    rest, theory = list(argv), "dmft"
+    if "--theory" in rest:
+        at = rest.index("--theory")
+        theory = rest[at + 1] if at + 1 < len(rest) else ""
+        del rest[at:at + 2]
+    return rest, theory if theory in THEORIES else None
+
+
+def _dmft_theory(ds, scalars: dict):
+    """DMFT curves for every alpha of the sweep (N -> infinity, |beta|^2 / D = 1)."""
+    import numpy as np
+
+    from dmft.grokking import solve
+
+    alphas = ds["alpha"].values if "alpha" in ds.dims else [ds.attrs["alpha"]]
+    t_max = scalars["steps"] * scalars["lr_scale"]
+    lam = scalars["P"] / scalars["D"]
+    limit = scalars["D"] / (1 + lam**-0.5) ** 2      # explicit-scheme stability bound on dt
+    dt = t_max / max(int(np.ceil(t_max / (0.5 * limit))), 60)
+    theory = solve(alphas, scalars["eps"], lam, scalars["lr_scale"], t_max, dt, D=scalars["D"],
+                   n_samples=400, n_response=4, tol=1e-5)
+    return theory.isel(eps=0, target_scale=0)
+
+
 def _compare(argv: Sequence[str]) -> int:
-    """Simulation against theory; today's theory for `grokking` is the lazy (kernel) limit."""
+    """Simulation against theory: the DMFT (default) or the lazy (kernel) limit, `grokking`."""
     # The command line is an application on top of both packages, so it may import dmft.
     import matplotlib.pyplot as plt
 
     from dmft.kernel import grokking_lazy_curves
     from lazyrich.plot import compare
 
+    argv, theory_name = _split_theory(argv)
+    if theory_name is None:
+        print(f"lazyrich compare: --theory must be one of {THEORIES}", file=sys.stderr)
+        return 2
     if argv[:1] != ["grokking"]:
         print("lazyrich compare: theory is available for: grokking", file=sys.stderr)
         return 2
@@ -114,17 +148,23 @@ def _compare(argv: Sequence[str]) -> int:
     _, args, ds = outcome
     needed = ("D", "N", "P", "n_test", "eps", "lr_scale", "init_scale", "steps", "log_every")
     swept = sorted(set(needed) & set(ds.dims))
-    if swept or ds.attrs.get("dynamics") != "network":
-        print(f"lazyrich compare: the theory needs a single value of each of {swept} and "
-              f"dynamics='network'", file=sys.stderr)
+    kernel_ok = theory_name == "dmft" or ds.attrs.get("dynamics") == "network"
+    if swept or not kernel_ok:
+        print(f"lazyrich compare: the theory needs a single value of each of {swept}"
+              + ("" if kernel_ok else " and dynamics='network'"), file=sys.stderr)
         return 2
     scalars = {k: ds.attrs[k] for k in needed}
-    seeds = ds["seed"].values if "seed" in ds.dims else [ds.attrs["seed"]]
-    theory = grokking_lazy_curves(seed=seeds, **scalars)
+    if theory_name == "dmft":
+        theory = _dmft_theory(ds, scalars)
+        label = "the DMFT (N -> infinity)"
+    else:
+        seeds = ds["seed"].values if "seed" in ds.dims else [ds.attrs["seed"]]
+        theory = grokking_lazy_curves(seed=seeds, **scalars)
+        label = "the lazy-limit theory"
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     for ax, var in zip(axes, ("train_loss", "test_loss"), strict=True):
         compare(theory, ds, var=var, ax=ax)
-    fig.suptitle(f"grokking: simulation vs the lazy-limit theory (D={scalars['D']}, "
+    fig.suptitle(f"grokking: simulation vs {label} (D={scalars['D']}, "
                  f"N={scalars['N']}, P={scalars['P']})")
     fig.tight_layout()
     fig.savefig(args.out, dpi=130)

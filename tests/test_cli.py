@@ -57,6 +57,22 @@ def test_compare_runs_simulation_and_theory_and_draws_them(tmp_path):
     assert main(["compare", "rnn", "--out", str(figure)]) == 2
 
 
+def test_compare_theory_choice(tmp_path, capsys):
+    """--theory kernel draws the lazy limit (needs dynamics='network'); dmft (the default)
+    accepts the moments dynamics; an unknown theory is refused."""
+    figure = tmp_path / "kernel.png"
+    small = ["--D", "6", "--N", "12", "--P", "15", "--n_test", "20", "--steps", "40",
+             "--log_every", "10", "--no-progress", "--out", str(figure)]
+    assert main(["compare", "grokking", "--theory", "kernel", *small]) == 0
+    assert figure.stat().st_size > 10_000
+    assert main(["compare", "grokking", "--theory", "kernel", "--dynamics", "infinite",
+                 *small]) == 2
+    assert "dynamics='network'" in capsys.readouterr().err
+    assert main(["compare", "grokking", "--dynamics", "infinite", *small]) == 0
+    assert main(["compare", "grokking", "--theory", "exact", *small]) == 2
+    assert "--theory must be one of" in capsys.readouterr().err
+
+
 def test_console_script_lists_experiments():
     result = subprocess.run([sys.executable, "-m", "lazyrich.cli", "experiments"],
                             capture_output=True, text=True, check=True)

@@ -51,3 +51,21 @@ def test_compare_needs_the_variable_and_time(result):
         lazyrich.plot.compare(result, result, var="v_norm3")
     with pytest.raises(ValueError, match="time"):
         lazyrich.plot.compare(result.drop_vars("time"), result.drop_vars("time"))
+
+
+def test_compare_draws_a_dmft_solution_per_alpha(result):
+    """A dmft.grokking.solve result (alpha, eps, target_scale, time) gets one line per alpha:
+    its own time axis, the mean over the other theory axes."""
+    import numpy as np
+    import xarray as xr
+
+    time = np.linspace(0.0, float(result.time.max()), 7)
+    values = np.arange(2 * 1 * 2 * 7, dtype=float).reshape(2, 1, 2, 7) + 1.0
+    theory = xr.Dataset({"test_loss": (("alpha", "eps", "target_scale", "time"), values)},
+                        coords={"alpha": [0.5, 2.0], "eps": [0.02], "target_scale": [0.9, 1.1],
+                                "time": time})
+    ax = lazyrich.plot.compare(theory, result).axes[0]
+    lines = [line for line in ax.lines if line.get_linestyle() == "-"]
+    assert len(lines) == 2
+    np.testing.assert_allclose(lines[1].get_xdata(), time[1:])
+    np.testing.assert_allclose(lines[1].get_ydata(), values[1, 0].mean(axis=0)[1:])

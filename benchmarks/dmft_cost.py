@@ -1,0 +1,84 @@
+"""Cost of the grokking DMFT (dmft/grokking.py) against the number of time points n.
+
+Times one damped fixed-point iteration (compiled, median of repeats) and the whole solve, and
+measures the memory the iteration holds (the arrays of the fixed-point state and the largest
+intermediates, counted exactly from their shapes, plus the process's peak RSS), for n doubling.
+Prints each quantity with its ratio to the previous n and the fitted exponent of n. Expected:
+time per iteration between n^2 (paths, mixing) and n^3 (response solves, weight kernel),
+memory ~ n^2.
+
+    python benchmarks/dmft_cost.py [--points 50 100 200 400] [--samples 600] [--response 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dmft import grokking
+
+
+def _iteration_seconds(n: int, samples: int, response: int, repeats: int = 3) -> float:
+    jax.config.update("jax_enable_x64", True)
+    p = {"alpha": 1.0, "eps": 0.02, "lam": 5.0, "ds": 0.2, "dim": 100, "scale": 1.0}
+    rng = np.random.default_rng(0)
+    z = jnp.asarray(rng.normal(size=samples))
+    mixing = jnp.asarray(rng.normal(size=(samples, samples)))
+    state = (jnp.zeros((samples, n, 2)), jnp.zeros((n, n, 2, 2)))
+    step = jax.jit(lambda s: grokking._iterate(s, p, z, mixing, response))
+    state = jax.block_until_ready(step(state))[0]
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        state = jax.block_until_ready(step(state))[0]
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _state_bytes(n: int, samples: int) -> int:
+    """float64 bytes of the iteration's large arrays: forces, H Phi, chi (M n 2 each),
+    response and H (n^2 4 each), one path's 2n x 2n response system (x3), mixing (M^2)."""
+    return 8 * (3 * samples * n * 2 + 2 * n * n * 4 + 3 * (2 * n) ** 2 + samples**2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, nargs="+", default=[50, 100, 200, 400])
+    parser.add_argument("--samples", type=int, default=600)
+    parser.add_argument("--response", type=int, default=4)
+    args = parser.parse_args()
+    rows = []
+    for n in args.points:
+        per_iteration = _iteration_seconds(n, args.samples, args.response)
+        start = time.perf_counter()
+        solved = grokking.solve(1.0, 0.02, 5.0, t_max=20.0 * (n - 1), dt=20.0, D=100,
+                                n_samples=args.samples, n_response=args.response, tol=1e-5)
+        total = time.perf_counter() - start
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rows.append((n, per_iteration, total, solved.attrs["iterations"],
+                     _state_bytes(n, args.samples) / 2**20, peak_mb))
+    print(f"M = {args.samples} sample paths, M_R = {args.response} response paths")
+    print(f"{'n':>5} {'s/iter':>9} {'ratio':>6} {'solve s':>8} {'iters':>5} {'state MiB':>10}"
+          f" {'ratio':>6} {'peak RSS MiB':>12}")
+    previous = None
+    for row in rows:
+        n, per_iteration, total, iterations, state_mb, peak_mb = row
+        ratio_t = per_iteration / previous[1] if previous else float("nan")
+        ratio_m = state_mb / previous[4] if previous else float("nan")
+        print(f"{n:>5} {per_iteration:>9.3f} {ratio_t:>6.2f} {total:>8.1f} {iterations:>5} "
+              f"{state_mb:>10.1f} {ratio_m:>6.2f} {peak_mb:>12.0f}")
+        previous = row
+    logs = np.log([r[0] for r in rows])
+    for name, column in (("time per iteration", 1), ("state memory", 4)):
+        exponent = np.polyfit(logs, np.log([r[column] for r in rows]), 1)[0]
+        print(f"fitted exponent of n, {name}: {exponent:.2f}")
+
+
+if __name__ == "__main__":
+    main()
