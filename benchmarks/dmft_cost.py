@@ -64,20 +64,22 @@ def main() -> None:
         rows.append((n, per_iteration, total, solved.attrs["iterations"],
                      _state_bytes(n, args.samples) / 2**20, peak_mb))
     print(f"M = {args.samples} sample paths, M_R = {args.response} response paths")
-    print(f"{'n':>5} {'s/iter':>9} {'ratio':>6} {'solve s':>8} {'iters':>5} {'state MiB':>10}"
-          f" {'ratio':>6} {'peak RSS MiB':>12}")
+    print(f"{'n':>5} {'s/iter':>9} {'ratio':>6} {'exp':>5} {'solve s':>8} {'iters':>5} "
+          f"{'state MiB':>10} {'ratio':>6} {'exp':>5} {'peak RSS MiB':>12}")
     previous = None
     for row in rows:
         n, per_iteration, total, iterations, state_mb, peak_mb = row
         ratio_t = per_iteration / previous[1] if previous else float("nan")
         ratio_m = state_mb / previous[4] if previous else float("nan")
-        print(f"{n:>5} {per_iteration:>9.3f} {ratio_t:>6.2f} {total:>8.1f} {iterations:>5} "
-              f"{state_mb:>10.1f} {ratio_m:>6.2f} {peak_mb:>12.0f}")
+        step = np.log(n / previous[0]) if previous else float("nan")
+        print(f"{n:>5} {per_iteration:>9.3f} {ratio_t:>6.2f} {np.log(ratio_t) / step:>5.2f} "
+              f"{total:>8.1f} {iterations:>5} {state_mb:>10.1f} {ratio_m:>6.2f} "
+              f"{np.log(ratio_m) / step:>5.2f} {peak_mb:>12.0f}")
         previous = row
     logs = np.log([r[0] for r in rows])
     for name, column in (("time per iteration", 1), ("state memory", 4)):
-        exponent = np.polyfit(logs, np.log([r[column] for r in rows]), 1)[0]
-        print(f"fitted exponent of n, {name}: {exponent:.2f}")
+        exponent = np.polyfit(logs[-2:], np.log([r[column] for r in rows[-2:]]), 1)[0]
+        print(f"exponent of n over the last doubling, {name}: {exponent:.2f}")
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ The model is `lazyrich`'s `grokking` experiment with fixed readouts, N -> infini
     Phi = (Delta (1 + eps h / alpha), (eps / alpha) Delta (g + kappa^2 z / (D nu)))         (G5)
     a_k = chi_k - c sum_{j<k} H_kj Phi_j,   a = (h, omega),  g = nu z + omega,  c = 2 ds / lam (G6)
     nu' = -(2 eps / alpha) <Delta z g>,   kappa' = -(2 eps / alpha) kappa <Delta>            (G7)
-    m' = -(2 eps^2 kappa^2 / lam) Delta - (4 eps / alpha)(Delta / lam + <Delta>) m             (G8)
-    tau' = -2 eps^2 kappa^2 <Delta> - (4 eps / alpha) <Delta m>,   tau(0) = m(0) = 0           (G4)
+    m' = -(2 eps^2 kappa^2 / lam) Delta - (4 eps / alpha)([Delta / lam] + <Delta>) m           (G8)
+    tau' = -2 eps^2 kappa^2 <Delta> [- (4 eps / alpha) <Delta m>],   tau(0) = m(0) = 0         (G4)
     H_{k+1,.} = H_{k,.} + I e_k - c lam sum_{l<=k} R_kl H_{l,.},  R = <dPhi / da>             (G9)
     C_theta = c^2 lam H C_Phi H^T,  C_Phi = <Phi Phi^T>                                       (G10)
 
@@ -108,9 +108,11 @@ def _paths(chi, z, kernel, p, globals_=None, perturbation=None):
         mean_delta = jnp.mean(delta) if globals_ is None else globals_[2][k]
         history = history.at[:, k].set(phi)
         rich = 4 * eps / alpha
+        amplify = p["amplify"]
         new_m = m - ds * (2 * eps**2 * kappa**2 / lam * delta
-                          + rich * (delta / lam + mean_delta) * m)
-        new_tau = tau - ds * (2 * eps**2 * kappa**2 * mean_delta + rich * jnp.mean(delta * m))
+                          + rich * (amplify * delta / lam + mean_delta) * m)
+        new_tau = tau - ds * (2 * eps**2 * kappa**2 * mean_delta
+                              + amplify * rich * jnp.mean(delta * m))
         new_nu = nu - ds * 2 * eps / alpha * jnp.mean(delta * z * g)
         new_kappa = kappa - ds * 2 * eps / alpha * kappa * mean_delta
         return (history, new_m, new_nu, new_kappa, new_tau), (delta, nu, kappa, mean_delta, tau,
@@ -148,8 +150,8 @@ def _local(a, m, z, nu, kappa, tau, p):
 def _memory_absorption(delta, m, kappa, mean_delta, p):
     """N = L (1 + L)^{-1} (n, n) of one path: linearising eq. (G8), dm = -L dDelta."""
     n, ds, lam, rich = kappa.shape[0], p["ds"], p["lam"], 4 * p["eps"] / p["alpha"]
-    decay = 1 - ds * rich * (delta / lam + mean_delta)
-    gain = ds * (2 * p["eps"] ** 2 * kappa**2 + rich * m) / lam
+    decay = 1 - ds * rich * (p["amplify"] * delta / lam + mean_delta)
+    gain = ds * (2 * p["eps"] ** 2 * kappa**2 + p["amplify"] * rich * m) / lam
 
     def row(previous, k):
         current = decay[k - 1] * previous + gain[k - 1] * (jnp.arange(n) == k - 1)
@@ -239,7 +241,7 @@ def _statistics(out, alpha, eps, dim, scale):
 
 def solve(alpha, eps, P_over_D: float, lr_scale: float = 0.5, t_max: float = 10_000.0,
           dt: float = 50.0, *, D: int = 100, target_scale=1.0, n_samples: int = 1000,
-          n_response: int = 64,
+          n_response: int = 8, amplified_memorisation: bool = False,
           damping: float = 0.6, tol: float = 1e-6, max_iter: int = 200,
           seed: int = 0) -> xr.Dataset:
     """DMFT learning curves of the infinite-width grokking model, batched over alpha and eps.
@@ -258,6 +260,9 @@ def solve(alpha, eps, P_over_D: float, lr_scale: float = 0.5, t_max: float = 10_
             test curves relative to their scale is below tol; max_iter: iteration cap.
         target_scale: b in y = b z^2, z = beta . x / |beta| (b = |beta|^2 / D of a finite-D
             teacher; 1 in the limit); scalar or 1-d list, batched like alpha and eps.
+        amplified_memorisation: include the self-amplification of the memorisation
+            (terms in brackets in G8 and G4; see dmft/README.md: it improves the spike but
+            breaks the linear part after grokking, so it is off by default).
         seed: seed of the fixed Monte Carlo draws (z is stratified: normal quantiles of
             (i + 1/2) / M in a random order).
 
@@ -301,7 +306,7 @@ def solve(alpha, eps, P_over_D: float, lr_scale: float = 0.5, t_max: float = 10_
 
         def iterate(state, alpha_1, eps_1, scale_1):
             p = {"alpha": alpha_1, "eps": eps_1, "lam": lam, "ds": ds, "dim": D,
-                 "scale": scale_1}
+                 "scale": scale_1, "amplify": float(bool(amplified_memorisation))}
             new, out = _iterate(state, p, z, mixing, n_response)
             return new, _statistics(out, alpha_1, eps_1, D, scale_1)
 
@@ -320,6 +325,10 @@ def solve(alpha, eps, P_over_D: float, lr_scale: float = 0.5, t_max: float = 10_
             previous, iterations = curves, iterations + 1
         stats = {k: np.asarray(v, np.float64).reshape(len(alphas), len(epss), len(scales), n)
                  for k, v in stats.items()}
+    if not all(np.all(np.isfinite(v)) for v in stats.values()):
+        raise ValueError(f"the iteration diverged (dt={dt!r}): the explicit scheme needs "
+                         f"dt (4 eps / alpha) |Delta| / (D P_over_D) << 1 in the rich regime; "
+                         f"reduce dt")
     time = np.arange(n) * dt
     return xr.Dataset(
         {k: (("alpha", "eps", "target_scale", "time"), v, {"description": VARIABLES[k]})
