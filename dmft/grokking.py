@@ -4,7 +4,7 @@ The model is `lazyrich`'s `grokking` experiment with fixed readouts, N -> infini
 (`dynamics="infinite"`), target y = (beta . x)^2 / D and phi(z) = z + eps z^2 / 2. The equations
 (numbered as in `dmft/README.md`, our derivation; the paper's appendix was not retrievable) are:
 
-    f = h + (eps / 2 alpha) h^2 + (alpha eps / 2)(g^2 - z^2 / D) + tau + m,   Delta = f - z^2  (G3)
+    f = h + (eps / 2 alpha) h^2 + (alpha eps / 2)(g^2 - z^2 / D) + tau + m, Delta = f - b z^2 (G3)
     Phi = (Delta (1 + eps h / alpha), (eps / alpha) Delta (g + kappa^2 z / (D nu)))         (G5)
     a_k = chi_k - c sum_{j<k} H_kj Phi_j,   a = (h, omega),  g = nu z + omega,  c = 2 ds / lam (G6)
     nu' = -(2 eps / alpha) <Delta z g>,   kappa' = -(2 eps / alpha) kappa <Delta>            (G7)
@@ -18,10 +18,11 @@ kappa(0) = 1. chi is the Gaussian field with covariance C_theta; the training-se
 are Monte Carlo averages over `n_samples` sample paths (z ~ N(0, 1), chi drawn by mixing the
 previous iterate's forces with a fixed Haar orthogonal matrix, so that the fields' empirical
 covariance is exactly C_theta of the empirical C_Phi, which is never square-rooted), and
-R is the average over `n_response` paths of the exact per-path response (forward-mode
-derivative of the whole path). (C_Phi, R) is found by damped fixed-point iteration over the
-whole time grid. Cost per iteration O(M n^2 + M^2 n + M_R n^3) for n time points, M samples,
-M_R response paths; memory O(n^2 + M n + M^2 + n^2 per response path).
+R is the average over `n_response` paths of the exact per-path response (closed form from
+linearising the path, one triangular solve; tested against forward-mode differentiation).
+(C_Phi, R) is found by damped fixed-point iteration over the whole time grid. Cost per
+iteration O(M n^2 + M^2 n + M_R n^3) for n time points, M samples, M_R response paths; memory
+O(n^2 + M n + M^2 + n^2 per response path).
 """
 
 from __future__ import annotations
