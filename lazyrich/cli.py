@@ -111,8 +111,32 @@ def _split_theory(argv: Sequence[str]) -> tuple[list[str], str | None]:
     return rest, theory if theory in THEORIES else None
 
 
+def _teacher_scales(ds) -> list[float]:
+    """b = |beta|^2 / D of the simulation's own teacher for each seed of the sweep.
+
+    The teacher is re-drawn exactly as the run drew it (same key, same parameters), so the
+    theory's target scale matches each seed (|beta|^2 / D scatters by sqrt(2 / D) around 1, and
+    the loss plateau scales as b^2)."""
+    import jax
+    import numpy as np
+
+    from lazyrich.experiments import get_experiment
+
+    experiment = get_experiment("grokking")
+    # the teacher is cut from one normal draw whose layout is set by these sizes
+    fixed = {k: int(ds.attrs[k]) for k in ("D", "P", "n_test", "N")}
+    seeds = ds["seed"].values if "seed" in ds.dims else [ds.attrs["seed"]]
+    scales = []
+    for seed in seeds:
+        params = experiment.defaults(**{**fixed, "seed": int(seed)})
+        beta = experiment.init(jax.random.key(int(seed)), params)["data"]["beta"]
+        scales.append(float(np.sum(np.asarray(beta, np.float64) ** 2) / params["D"]))
+    return scales
+
+
 def _dmft_theory(ds, scalars: dict):
-    """DMFT curves for every alpha of the sweep (N -> infinity, |beta|^2 / D = 1)."""
+    """DMFT curves for every alpha of the sweep (N -> infinity), averaged over the seeds' teacher
+    scales |beta|^2 / D."""
     import numpy as np
 
     from dmft.grokking import solve
@@ -123,8 +147,8 @@ def _dmft_theory(ds, scalars: dict):
     limit = scalars["D"] / (1 + lam**-0.5) ** 2      # explicit-scheme stability bound on dt
     dt = t_max / max(int(np.ceil(t_max / (0.5 * limit))), 60)
     theory = solve(alphas, scalars["eps"], lam, scalars["lr_scale"], t_max, dt, D=scalars["D"],
-                   n_samples=400, n_response=4, tol=1e-5)
-    return theory.isel(eps=0, target_scale=0)
+                   target_scale=_teacher_scales(ds), n_samples=400, n_response=4, tol=1e-5)
+    return theory.isel(eps=0).mean("target_scale")
 
 
 def _compare(argv: Sequence[str]) -> int:
