@@ -1,0 +1,214 @@
+"""Sample paths, per-path responses and weight kernels of the grokking DMFT.
+
+The numerical core of `dmft/grokking.py` (equations G3-G10 of `dmft/README.md`). Every function
+is pure and works on one parameter point; `dmft/grokking.py` vmaps over (alpha, eps, b).
+
+Shapes: n time points, M sample paths, r the rank kept of the bulk field covariance C_g;
+fields a = (h, omega) have a trailing axis of 2. `p` is a dict of scalars: alpha, eps, lam
+(P / D), ds (time step in s = t / D), dim (D), scale (b in y = b z^2).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def forces(a, z, nu, m, p):
+    """(Delta, g, Phi) of eqs. (G3), (G5) for fields a = (h, omega) (..., 2).
+
+    m is the bulk term of f (G4): (alpha eps / 2)[(D - 1)/D (q - 1) + z^2 A2 / D]."""
+    alpha, eps, dim = p["alpha"], p["eps"], p["dim"]
+    h, omega = a[..., 0], a[..., 1]
+    g = nu * z + omega
+    f = h + eps / (2 * alpha) * h**2 + alpha * eps / 2 * (g**2 - z**2 / dim) + m
+    delta = f - p["scale"] * z**2
+    phi_u = delta * (1 + eps / alpha * h)
+    phi_w = eps / alpha * delta * g
+    return delta, g, jnp.stack([phi_u, phi_w], axis=-1)
+
+
+def bulk_term(q, z, a2, p):
+    """m of eq. (G4): the bulk columns' share of f on a path with bulk variance q (...)."""
+    half = p["alpha"] * p["eps"] / 2
+    return half * ((p["dim"] - 1) / p["dim"] * (q - 1) + z**2 * a2 / p["dim"])
+
+
+def weight_kernel(response, c, lam):
+    """H of eq. (G9) from the averaged response R (n, n, 2, 2); H (n, n, 2, 2), H_kj = 0 for
+    j >= k."""
+    n = response.shape[0]
+    eye = jnp.eye(2)
+
+    def row(kernel, k):
+        feedback = jnp.einsum("lab,ljbc->jac", response[k], kernel[:n])
+        new = kernel[k] - c * lam * feedback + jnp.where(jnp.arange(n)[:, None, None] == k,
+                                                         eye, 0.0)
+        return kernel.at[k + 1].set(new), None
+
+    kernel, _ = jax.lax.scan(row, jnp.zeros((n + 1, n, 2, 2)), jnp.arange(n))
+    return kernel[:n]
+
+
+def bulk_kernel(response, c, lam):
+    """(H_g (n, n) strictly lower, A (n,)) of eq. (G9b) from the bulk response R_g (n, n).
+
+    theta_{k+1} = theta_k - c [eta_k + lam sum_{l<=k} R_g[k, l] theta_l]: H_g is the response
+    to the force eta and A the propagation of the initial condition (A_0 = 1)."""
+    n = response.shape[0]
+    # column n carries the initial condition: A_k = kernel[k, n]
+    start = jnp.zeros((n + 1, n + 1)).at[0, n].set(1.0)
+
+    def row(kernel, k):
+        new = kernel[k] - c * lam * response[k] @ kernel[:n]
+        new = new + (jnp.arange(n + 1) == k)
+        return kernel.at[k + 1].set(new), None
+
+    kernel, _ = jax.lax.scan(row, start, jnp.arange(n))
+    return kernel[:n, :n], kernel[:n, n]
+
+
+def low_rank_factor(covariance, rank):
+    """F (n, rank) with F F^T the best rank-`rank` approximation of a PSD matrix, and the
+    largest dropped eigenvalue relative to the top one."""
+    values, vectors = jnp.linalg.eigh(covariance)
+    values, vectors = values[::-1], vectors[:, ::-1]
+    kept = jnp.maximum(values[:rank], 0.0)
+    dropped = jnp.where(rank < values.shape[0], jnp.abs(values[min(rank, values.shape[0] - 1)]),
+                        0.0)
+    return vectors[:, :rank] * jnp.sqrt(kept), dropped / jnp.maximum(jnp.abs(values[0]), 1e-300)
+
+
+def spike_seed_variance(xi, rho, ds, p):
+    """A2_k = D mean_j a_j(s_k)^2 of eq. (G7b): the bulk columns' components along beta_hat,
+    a_{k+1} = (1 - ds rho_k) a_k - ds (2 eps / alpha) xi_k with D E[xi_k xi_l] = Xi_kl."""
+    n = rho.shape[0]
+
+    def step(w, k):
+        new = (1 - ds * rho[k]) * w + (jnp.arange(n) == k)
+        return new, w
+
+    _, weights = jax.lax.scan(step, jnp.zeros(n), jnp.arange(n))      # row k: K_k,l for l<k
+    gain = (2 * p["eps"] / p["alpha"] * ds) ** 2
+    return gain * jnp.einsum("kl,lj,kj->k", weights, xi, weights)
+
+
+def bulk_rows(factor, bulk, deltas, p, chunk=128):
+    """Y = L F (M, n, r) for given residual paths Delta (M, n): the bulk field factor of every
+    path, L = (1 + c_g H_g diag(Delta))^{-1}, by triangular solves in chunks of paths."""
+    c_bulk = 2 * p["ds"] / p["lam"] * p["eps"] / p["alpha"]
+    eye = jnp.eye(bulk.shape[0])
+
+    def one(delta):
+        return jax.scipy.linalg.solve_triangular(eye + c_bulk * bulk * delta[None, :], factor,
+                                                 lower=True)
+
+    count, n = deltas.shape
+    chunk = min(chunk, count)
+    padded = -count % chunk
+    blocks = jnp.concatenate([deltas, jnp.zeros((padded, n))]).reshape(-1, chunk, n)
+    rows = jax.lax.map(jax.vmap(one), blocks)
+    return rows.reshape(-1, n, factor.shape[1])[:count]
+
+
+def paths(chi, z, kernel, bulk, factor, a2, p, nu_fixed=None, perturbation=None, rows=None):
+    """March the sample paths (G6)-(G8) forward in time.
+
+    Args:
+        chi: (M, n, 2) Gaussian fields; z: (M,); kernel: H (n, n, 2, 2); bulk: H_g (n, n);
+        factor: F (n, r), C_g ~ F F^T; a2: (n,) A2 trajectory; p: scalars.
+        nu_fixed: if given, the (n,) spike trajectory to use instead of the average over these
+            paths (for the per-path response).
+        perturbation: (M, n, 2) added to the fields (for the response).
+        rows: if given, the bulk field factors Y (M, n, r) to use (`bulk_rows` of an earlier
+            iterate's residuals: the solver's fast path, the same fixed point); otherwise Y is
+            marched causally with the residuals of these paths.
+
+    Returns:
+        Phi (M, n, 2), Delta (M, n), nu (n,), fields a (M, n, 2), bulk term m (M, n) and the
+        bulk field factor Y (M, n, r) with E[g_k g_l] = Y_k . Y_l on each path.
+    """
+    n_samples, n = z.shape[0], chi.shape[1]
+    alpha, eps, ds = p["alpha"], p["eps"], p["ds"]
+    c = 2 * ds / p["lam"]
+    c_bulk = c * eps / alpha
+    if perturbation is None:
+        perturbation = jnp.zeros_like(chi)
+
+    given = rows is not None
+    if given:
+        variances = jnp.sum(rows**2, axis=-1)                             # (M, n)
+
+    def step(carry, k):
+        history, deltas, marched, nu = carry
+        if nu_fixed is not None:
+            nu = nu_fixed[k]
+        a = chi[:, k] + perturbation[:, k] - c * jnp.einsum("jab,mjb->ma", kernel[k], history)
+        if given:
+            variance = variances[:, k]
+        else:
+            row = factor[k] - c_bulk * jnp.einsum("l,ml,mlr->mr", bulk[k], deltas, marched)
+            marched, variance = marched.at[:, k].set(row), jnp.sum(row**2, axis=-1)
+        m = bulk_term(variance, z, a2[k], p)
+        delta, g, phi = forces(a, z, nu, m, p)
+        new_nu = nu - ds * 2 * eps / alpha * jnp.mean(delta * z * g)
+        carry = (history.at[:, k].set(phi), deltas.at[:, k].set(delta), marched, new_nu)
+        return carry, (delta, nu, a, m)
+
+    shape = (0, 0, 0) if given else (n_samples, n, factor.shape[1])
+    start = (jnp.zeros((n_samples, n, 2)), jnp.zeros((n_samples, n)), jnp.zeros(shape),
+             1 / jnp.sqrt(p["dim"]))
+    (history, _, marched, _), (delta, nu, a, m) = jax.lax.scan(step, start, jnp.arange(n))
+    return history, delta.T, nu, jnp.swapaxes(a, 0, 1), m.T, rows if given else marched
+
+
+def _local(a, m, z, nu, p):
+    """Phi (2,) and Delta of one path at one time, for the local derivatives."""
+    delta, _, phi = forces(a, z, nu, m, p)
+    return phi, delta
+
+
+def local_jacobian(a, m, z, nu, p):
+    """dPhi_k / da_k (M, n, 2, 2) of every path at every time, m held fixed: the equal-time
+    block of each path's response."""
+    def one(a_k, m_k, z_1, nu_k):
+        return jax.jacfwd(lambda x: _local(x, m_k, z_1, nu_k, p)[0])(a_k)
+
+    over_time = jax.vmap(one, (0, 0, None, 0))
+    return jax.vmap(over_time, (0, 0, 0, None))(a, m, z, nu)
+
+
+def path_response(a, m, delta, rows, z, nu, kernel, bulk, p):
+    """Exact response of one path with the global trajectories (nu, C_g, A2) held fixed.
+
+    The bulk field of the path is g = L chi_g, L = (1 + c_g H_g diag(Delta))^{-1}, so its
+    variance q_k = (L C_g L^T)_kk responds to earlier residuals as
+    dq_k / dDelta_l = -2 c_g (L H_g)_kl (L C_g L^T)_lk. With dm = -B dDelta (B strictly lower,
+    the bulk's memory), dDelta = d da + dm and da = dchi - c H dPhi:
+    dPhi = Jt da with Jt = J - e B (1 + B)^{-1} d, so R = Jt (1 + c H Jt)^{-1}.
+
+    Args:
+        a: (n, 2) fields; m, delta: (n,); rows: Y (n, r); z: scalar; nu: (n,);
+        kernel: H (n, n, 2, 2); bulk: H_g (n, n).
+    Returns:
+        R (n, n, 2, 2) of the fields (h, omega), and the path's bulk response
+        (eps / alpha) diag(Delta) L (n, n).
+    """
+    n = a.shape[0]
+    alpha, eps, dim = p["alpha"], p["eps"], p["dim"]
+    c = 2 * p["ds"] / p["lam"]
+    c_bulk = c * eps / alpha
+    eye = jnp.eye(n)
+    propagator = jax.scipy.linalg.solve_triangular(eye + c_bulk * bulk * delta[None, :], eye,
+                                                   lower=True)
+    memory = (alpha * eps * (dim - 1) / dim * c_bulk) * (propagator @ bulk) * (rows @ rows.T)
+    absorbed = eye - jax.scipy.linalg.solve_triangular(eye + memory, eye, lower=True)
+    local = jax.vmap(jax.jacfwd(_local, argnums=(0, 1)), (0, 0, None, 0, None))
+    (jac_phi_a, jac_phi_m), (jac_delta_a, _) = local(a, m, z, nu, p)
+    full = (jnp.einsum("kab,kl->kalb", jac_phi_a, eye)
+            - jnp.einsum("ka,kl,lb->kalb", jac_phi_m, absorbed, jac_delta_a))
+    full = full.reshape(2 * n, 2 * n)
+    closed = jnp.eye(2 * n) + c * jnp.transpose(kernel, (0, 2, 1, 3)).reshape(2 * n, 2 * n) @ full
+    response = jax.scipy.linalg.solve_triangular(closed.T, full.T, lower=False).T
+    return (jnp.transpose(response.reshape(n, 2, n, 2), (0, 2, 1, 3)),
+            eps / alpha * delta[:, None] * propagator)
