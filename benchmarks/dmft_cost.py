@@ -4,10 +4,10 @@ Times one damped fixed-point iteration (compiled, median of repeats) and the who
 measures the memory the iteration holds (the arrays of the fixed-point state and the largest
 intermediates, counted exactly from their shapes, plus the process's peak RSS), for n doubling.
 Prints each quantity with its ratio to the previous n and the fitted exponent of n. Expected:
-time per iteration between n^2 (paths, mixing) and n^3 (response solves, weight kernel),
-memory ~ n^2.
+time per iteration between n^2 (paths, bulk solves at rank r, mixing) and n^3 (response solves,
+weight kernels), memory ~ M n r + n^2.
 
-    python benchmarks/dmft_cost.py [--points 50 100 200 400] [--samples 600] [--response 4]
+    python benchmarks/dmft_cost.py [--points 50 100 200 400] [--samples 600] [--response 16]
 """
 
 from __future__ import annotations
@@ -24,14 +24,16 @@ import numpy as np
 from dmft import grokking
 
 
-def _iteration_seconds(n: int, samples: int, response: int, repeats: int = 3) -> float:
+def _iteration_seconds(n: int, samples: int, response: int, rank: int = 48,
+                       repeats: int = 3) -> float:
     jax.config.update("jax_enable_x64", True)
     p = {"alpha": 1.0, "eps": 0.02, "lam": 5.0, "ds": 0.2, "dim": 100, "scale": 1.0}
     rng = np.random.default_rng(0)
     z = jnp.asarray(rng.normal(size=samples))
     mixing = jnp.asarray(rng.normal(size=(samples, samples)))
-    state = (jnp.zeros((samples, n, 2)), jnp.zeros((n, n, 2, 2)))
-    step = jax.jit(lambda s: grokking._iterate(s, p, z, mixing, response))
+    state = (jnp.zeros((samples, n, 2)), jnp.zeros((n, n, 2, 2)), jnp.zeros((n, n)),
+             jnp.zeros((n, n)), jnp.zeros((n, n)), jnp.zeros(n), jnp.zeros((samples, n)))
+    step = jax.jit(lambda s: grokking._iterate(s, p, z, mixing, response, min(rank, n)))
     state = jax.block_until_ready(step(state))[0]
     times = []
     for _ in range(repeats):
@@ -41,17 +43,20 @@ def _iteration_seconds(n: int, samples: int, response: int, repeats: int = 3) ->
     return statistics.median(times)
 
 
-def _state_bytes(n: int, samples: int) -> int:
-    """float64 bytes of the iteration's large arrays: forces, H Phi, chi (M n 2 each),
-    response and H (n^2 4 each), one path's 2n x 2n response system (x3), mixing (M^2)."""
-    return 8 * (3 * samples * n * 2 + 2 * n * n * 4 + 3 * (2 * n) ** 2 + samples**2)
+def _state_bytes(n: int, samples: int, rank: int = 48) -> int:
+    """float64 bytes of the iteration's large arrays: forces, H Phi, chi (M n 2 each), the
+    residuals (M n), the bulk factors (M n r), response and H (n^2 4 each), the bulk's
+    n x n matrices (6), one path's 2n x 2n response system (x3), mixing (M^2)."""
+    r = min(rank, n)
+    return 8 * (3 * samples * n * 2 + samples * n * (1 + r) + 2 * n * n * 4 + 6 * n * n
+                + 3 * (2 * n) ** 2 + samples**2)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, nargs="+", default=[50, 100, 200, 400])
     parser.add_argument("--samples", type=int, default=600)
-    parser.add_argument("--response", type=int, default=4)
+    parser.add_argument("--response", type=int, default=16)
     args = parser.parse_args()
     rows = []
     for n in args.points:

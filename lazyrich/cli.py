@@ -147,7 +147,7 @@ def _dmft_theory(ds, scalars: dict):
     limit = scalars["D"] / (1 + lam**-0.5) ** 2      # explicit-scheme stability bound on dt
     dt = t_max / max(int(np.ceil(t_max / (0.5 * limit))), 60)
     theory = solve(alphas, scalars["eps"], lam, scalars["lr_scale"], t_max, dt, D=scalars["D"],
-                   target_scale=_teacher_scales(ds), n_samples=400, n_response=4, tol=1e-5)
+                   target_scale=_teacher_scales(ds), n_samples=400, n_response=32, tol=1e-5)
     return theory.isel(eps=0).mean("target_scale")
 
 

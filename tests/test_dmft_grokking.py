@@ -216,7 +216,7 @@ def _agreement(D, seeds, n_samples=1500):
                          dynamics="infinite", seed=seeds, progress=False)
     theory = grokking.solve(1.0, 0.02, 5.0, lr_scale, t_max=80.0 * D, dt=0.25 * D, D=D,
                             target_scale=_teacher_scales(seeds, D, 5 * D),
-                            n_samples=n_samples, n_response=4, tol=1e-5)
+                            n_samples=n_samples, n_response=16, tol=1e-5)
     time = sim.time.values
     simulated = sim.test_loss_population.mean("seed").values
     predicted = theory.test_loss.isel(alpha=0, eps=0).mean("target_scale").interp(
@@ -227,12 +227,14 @@ def _agreement(D, seeds, n_samples=1500):
 
 @pytest.mark.slow
 def test_simulation_approaches_the_dmft_as_D_grows():
-    """N -> infinity simulations (8 seeds, teacher scale matched per seed) at D = 50, 100, 200:
-    the relative L2 error of the test-loss curve over the run falls with D and the grokking
-    time agrees within 10% at D = 200. About 30 min on 2 CPU cores."""
-    results = {D: _agreement(D, list(range(8))) for D in (50, 100, 200)}
+    """N -> infinity simulations (teacher scale matched per seed) at D = 50 (8 seeds), 100 (4)
+    and 200 (8): the relative L2 error of the test-loss curve over the run falls with D and is
+    below 5% at D = 200 (measured 19.0%, 8.9%, 4.9%), and the grokking time agrees within 10%
+    at D = 200 (measured -21%, -5.6%, +2.2%). About 40 min on 2 CPU cores."""
+    results = {D: _agreement(D, list(range(seeds))) for D, seeds in ((50, 8), (100, 4),
+                                                                       (200, 8))}
     errors = [results[D][0] for D in (50, 100, 200)]
-    assert errors[2] < errors[0]
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 0.05
     _, simulated, predicted = results[200]
     assert abs(predicted - simulated) / simulated < 0.10
 
@@ -242,7 +244,7 @@ def test_halving_dt_converges_at_first_order():
     """Euler in time: halving dt (6 -> 3 -> 1.5, D = 30, alpha = 1, eps = 0.1, the spike grows
     within the run) changes the curves by less than 2% and then by about half as much (measured
     1.5% then 0.7% for the test loss). About 16 s."""
-    kwargs = {"t_max": 300.0, "D": 30, "n_samples": 400, "n_response": 4, "tol": 1e-7}
+    kwargs = {"t_max": 300.0, "D": 30, "n_samples": 400, "n_response": 32, "tol": 1e-7}
     solved = [grokking.solve(1.0, 0.1, 3.0, dt=dt, **kwargs).isel(alpha=0, eps=0,
                                                                  target_scale=0)
               for dt in (6.0, 3.0, 1.5)]
