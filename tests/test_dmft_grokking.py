@@ -163,7 +163,7 @@ def test_bad_input_is_refused():
                             ({"t_max": 5.0}, "t_max"), ({"alpha": np.nan}, "alpha"),
                             ({"eps": [0.1, np.inf]}, "eps"), ({"D": 1}, "D"),
                             ({"dt": 1e3, "t_max": 1e4}, "stability"),
-                            ({"n_samples": 4}, "n_samples")):
+                            ({"n_samples": 4}, "n_samples"), ({"bulk_rank": 0}, "bulk_rank")):
         with pytest.raises(ValueError, match=message):
             grokking.solve(**{**good, **change})
 
