@@ -4,8 +4,8 @@ The setting of the paper's 2AF measurement (Liu et al. 2024; paper page `connect
 Sec. 3): 8 steps x 32 trials x 3 outputs = 768 outputs, kernel w.r.t. W_h (N x N, N = 300:
 90,000 parameters). Two ways to get K0, KT and KA(K0, KT) for a pair of weight sets:
 
-  (a) `lazyrich.metrics.empirical_ntk` (as `rnn_rank` uses it): output rows in chunks of about
-      2^23 Jacobian entries, reverse mode for the rows and forward mode for J J_c^T, one jitted
+  (a) `lazyrich.measures.metrics.empirical_ntk` (as `rnn_rank` uses it): output rows in chunks
+      of about 2^23 Jacobian entries, reverse mode for the rows and forward mode for J J_c^T, one jitted
       program; the full 768 x 90,000 Jacobian is never held;
   (b) what the authors' script does: a Python loop over the 768 outputs, one gradient w.r.t.
       W_h each (a jitted JAX gradient here, compiled once), stacked into J (768 x 90,000), then
@@ -27,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import lazyrich
-from lazyrich.alignment import kernel_alignment
 from lazyrich.experiments import rnn_rank
+from lazyrich.measures.alignment import kernel_alignment
 
 
 def weight_pair(N: int, batch: int):

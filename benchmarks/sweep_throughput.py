@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import lazyrich
-from lazyrich.cli import DEMO
+from lazyrich.views.cli import DEMO
 
 PAPER = {"D": 100, "N": 500, "P": 550, "n_test": 1000}
 TOY = {"D": 10, "N": 32, "P": 40, "n_test": 100}

@@ -14,7 +14,7 @@ neural-tangents' `predict.gradient_descent_mse` is the same computation):
     f_test(s)      = K_test,train V diag((1 - (1 - h)^s) / lambda) V^T y      (discrete steps)
 
 and exp(-h s) in place of (1 - h)^s for gradient flow. As s -> infinity f_test is ridgeless
-kernel regression (`lazyrich.metrics.kernel_regression`).
+kernel regression (`lazyrich.measures.metrics.kernel_regression`).
 
 For the grokking model (Kumar et al. 2023) the linearised network trained with eta = lr_scale N on
 L / alpha^2 has learning_rate x NTK = lr_scale x K_fn with

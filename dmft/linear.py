@@ -90,7 +90,7 @@ def rank_curve(rank: Sequence[int], seed: Sequence[int] = (0,), d: int = 20, h: 
     import jax
 
     import lazyrich
-    from lazyrich.rank_measures import effective_rank
+    from lazyrich.measures.rank_measures import effective_rank
 
     experiment = lazyrich.get_experiment("linear_rank")
     alignment = np.empty((len(seed), len(rank)))

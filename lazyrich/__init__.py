@@ -8,13 +8,14 @@
 
 __version__ = "0.1.0"
 
-from lazyrich import plot  # noqa: E402
-from lazyrich.engine import sweep  # noqa: E402
+from lazyrich.core.engine import sweep  # noqa: E402
+from lazyrich.core.io import config, load, save  # noqa: E402
+from lazyrich.core.labels import open_store as open  # noqa: E402, A004
 from lazyrich.experiments import Experiment, Output, Parameter, register  # noqa: E402
 from lazyrich.experiments.base import registered  # noqa: E402
-from lazyrich.io import config, load, save  # noqa: E402
-from lazyrich.labels import open_store as open  # noqa: E402, A004
-from lazyrich.rank_measures import effective_rank  # noqa: E402
+from lazyrich.measures import metrics  # noqa: E402
+from lazyrich.measures.rank_measures import effective_rank  # noqa: E402
+from lazyrich.views import plot  # noqa: E402
 
 
 def experiments() -> dict[str, dict[str, Parameter]]:
@@ -32,4 +33,4 @@ def get_experiment(name: str) -> Experiment:
 
 
 __all__ = ["Experiment", "Output", "Parameter", "config", "effective_rank", "experiments",
-           "get_experiment", "load", "open", "plot", "register", "save", "sweep"]
+           "get_experiment", "load", "metrics", "open", "plot", "register", "save", "sweep"]

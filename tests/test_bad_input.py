@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import lazyrich
-from lazyrich import engine
+from lazyrich.core import engine
 
 
 @pytest.fixture(autouse=True)
@@ -123,7 +123,7 @@ def test_theory_solvers_refuse_bad_input():
 ])
 def test_command_line_exits_non_zero_with_one_line_and_writes_nothing(argv, tmp_path,
                                                                       monkeypatch, capsys):
-    from lazyrich.cli import main
+    from lazyrich.views.cli import main
 
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2

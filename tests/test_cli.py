@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 import lazyrich
-from lazyrich.cli import main
+from lazyrich.views.cli import main
 
 
 def test_run_writes_netcdf_that_round_trips_and_plots(tmp_path, capsys):
@@ -74,6 +74,6 @@ def test_compare_theory_choice(tmp_path, capsys):
 
 
 def test_console_script_lists_experiments():
-    result = subprocess.run([sys.executable, "-m", "lazyrich.cli", "experiments"],
+    result = subprocess.run([sys.executable, "-m", "lazyrich.views.cli", "experiments"],
                             capture_output=True, text=True, check=True)
     assert "grokking" in result.stdout and "lr_scale" in result.stdout

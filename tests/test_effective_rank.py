@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import lazyrich
-from lazyrich import metrics
-from lazyrich.rank_measures import KINDS
+from lazyrich.measures import metrics
+from lazyrich.measures.rank_measures import KINDS
 
 
 def _reference(W: np.ndarray, kind: str) -> float:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lazyrich.gallery import FIGURES, make_gallery
+from lazyrich.views.gallery import FIGURES, make_gallery
 
 
 def test_teacher_figure_is_written(tmp_path):

@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lazyrich import init
-from lazyrich.rank_measures import effective_rank
+from lazyrich.core import init
+from lazyrich.measures.rank_measures import effective_rank
 
 
 def _base(n=40, m=None, seed=0, gain=1.25):

@@ -4,8 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lazyrich.metrics import kernel_regression, relative_parameter_movement, safe_divide
-from lazyrich.sampling import normal_blocks
+from lazyrich.core.sampling import normal_blocks
+from lazyrich.measures.metrics import kernel_regression, relative_parameter_movement, safe_divide
 
 
 def test_kernel_regression_equals_a_numpy_solve(x64):

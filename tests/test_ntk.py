@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from lazyrich import metrics
 from lazyrich.experiments import rnn_rank
+from lazyrich.measures import metrics
 
 
 def _tiny_rnn(seed=0, n=8, n_in=4, steps=3, batch=2, outputs=3):

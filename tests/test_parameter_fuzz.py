@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import lazyrich
-from lazyrich.grid import make_grid
+from lazyrich.core.grid import make_grid
 
 ANY_VALUE = st.one_of(
     st.none(), st.booleans(), st.integers(-10**6, 10**6),

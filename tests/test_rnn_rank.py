@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import lazyrich
-from lazyrich import engine
+from lazyrich.core import engine
 from lazyrich.experiments import rnn_rank
 from lazyrich.tasks import cognitive
 

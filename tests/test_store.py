@@ -12,7 +12,7 @@ import pytest
 from conftest import TINY
 
 import lazyrich
-from lazyrich.store import SweepStore
+from lazyrich.core.store import SweepStore
 
 GRID = {"alpha": [0.5, 1.0, 2.0, 4.0], "seed": [0, 1, 2]}
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
+from lazyrich.core.sampling import normal_blocks
 from lazyrich.experiments import modular_transformer as transformer
-from lazyrich.sampling import normal_blocks
 
 
 def _reference_attention(x, query, key, value, output):

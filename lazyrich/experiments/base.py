@@ -157,7 +157,7 @@ class Experiment:
         loss: name of the logged metric whose turning NaN/inf marks a run as diverged.
         ntk_metrics: (state, reference, params) -> dict of scalars for the outputs with
             `at_ntk_steps=True`, computed at the steps chosen with `sweep(ntk_steps=)`
-            (default: first and last; see `lazyrich.ntk_steps`); or None.
+            (default: first and last; see `lazyrich.core.ntk_steps`); or None.
         ntk_reference: (state0, params) -> pytree computed once per run and passed to
             `ntk_metrics` as `reference` (e.g. the initial kernel); None passes state0 itself.
         check_batched: (static_params, values) -> None, validation before any compilation of

@@ -34,6 +34,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from lazyrich.core.sampling import normal_blocks
 from lazyrich.experiments import classification
 from lazyrich.experiments.base import (
     COMMON_PARAMETERS,
@@ -43,8 +44,7 @@ from lazyrich.experiments.base import (
     register,
     step_parameters,
 )
-from lazyrich.metrics import relative_parameter_movement
-from lazyrich.sampling import normal_blocks
+from lazyrich.measures.metrics import relative_parameter_movement
 from lazyrich.tasks.digits import ImageDataset, load_digits
 
 ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh}

@@ -20,15 +20,15 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from lazyrich.core.sampling import normal_blocks
 from lazyrich.experiments import grokking_model as model
 from lazyrich.experiments.base import Experiment, Output, Parameter, register, step_parameters
-from lazyrich.metrics import (
+from lazyrich.measures.metrics import (
     kernel_regression,
     mean_squared_error,
     relative_parameter_movement,
     safe_divide,
 )
-from lazyrich.sampling import normal_blocks
 from lazyrich.tasks.polynomial import (
     TARGETS,
     polynomial_coefficients,

@@ -24,10 +24,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lazyrich import init as initialisation
-from lazyrich.alignment import kernel_alignment
+from lazyrich.core import init as initialisation
+from lazyrich.core.sampling import normal_blocks
 from lazyrich.experiments.base import Experiment, Output, Parameter, register, step_parameters
-from lazyrich.sampling import normal_blocks
+from lazyrich.measures.alignment import kernel_alignment
 
 INITS = ("random", "aligned", "partial")
 TASK_STREAM = 1  # folded into key(task_seed) so tasks and weights never share random numbers

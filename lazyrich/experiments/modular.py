@@ -26,11 +26,11 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from lazyrich.core.sampling import normal_blocks
 from lazyrich.experiments import classification
 from lazyrich.experiments import modular_transformer as transformer
 from lazyrich.experiments.base import Experiment, Output, Parameter, register, step_parameters
-from lazyrich.metrics import relative_parameter_movement, squared_norm
-from lazyrich.sampling import normal_blocks
+from lazyrich.measures.metrics import relative_parameter_movement, squared_norm
 from lazyrich.tasks.modular import one_hot_pairs, random_split, token_sequences, train_size
 
 MODELS = ("mlp", "transformer")

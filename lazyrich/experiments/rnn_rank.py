@@ -25,11 +25,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from lazyrich import alignment
-from lazyrich import init as initialisation
+from lazyrich.core import init as initialisation
+from lazyrich.core.sampling import normal_blocks
 from lazyrich.experiments.base import Experiment, Output, Parameter, register, step_parameters
-from lazyrich.ntk import empirical_ntk
-from lazyrich.sampling import normal_blocks
+from lazyrich.measures import alignment
+from lazyrich.measures.ntk import empirical_ntk
 from lazyrich.tasks import cognitive
 
 PARAMETERS = {

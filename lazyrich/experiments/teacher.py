@@ -21,8 +21,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from lazyrich.core.sampling import normal_blocks
 from lazyrich.experiments.base import Experiment, Output, Parameter, register, step_parameters
-from lazyrich.sampling import normal_blocks
 from lazyrich.tasks.committee import ACTIVATIONS, committee_output, generalisation_error
 
 PARAMETERS = {

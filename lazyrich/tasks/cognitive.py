@@ -19,7 +19,7 @@ step). Input noise is N(0, sigma^2 / dt) with neurogym's sigma = 1, i.e. sd 0.1.
   the context channel is 1 throughout and says which modality gives the label.
 
 All of a batch's randomness comes from one `jax.random.normal` call (uniform choices through the
-normal CDF), see `lazyrich.sampling`.
+normal CDF), see `lazyrich.core.sampling`.
 """
 
 from __future__ import annotations

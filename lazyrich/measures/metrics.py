@@ -2,9 +2,9 @@
 
 All functions are pure, jit- and vmap-friendly, and work in float32 or float64 (whatever the
 inputs carry). The rich/lazy measures of Liu et al. (2024) live in their own modules and are
-re-exported here: `effective_rank` (`lazyrich.rank_measures`), `empirical_ntk` (`lazyrich.ntk`),
-and weight change, kernel / representation / kernel-target alignment and sign similarity
-(`lazyrich.alignment`).
+re-exported here: `effective_rank` (`lazyrich.measures.rank_measures`), `empirical_ntk`
+(`lazyrich.measures.ntk`), and weight change, kernel / representation / kernel-target
+alignment and sign similarity (`lazyrich.measures.alignment`).
 """
 
 from __future__ import annotations
@@ -13,15 +13,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lazyrich.alignment import centre_kernel as centre_kernel
-from lazyrich.alignment import kernel_alignment as kernel_alignment
-from lazyrich.alignment import kernel_target_alignment as kernel_target_alignment
-from lazyrich.alignment import relative_weight_change as relative_weight_change
-from lazyrich.alignment import representation_alignment as representation_alignment
-from lazyrich.alignment import sign_similarity as sign_similarity
-from lazyrich.alignment import weight_change as weight_change
-from lazyrich.ntk import empirical_ntk as empirical_ntk
-from lazyrich.rank_measures import effective_rank as effective_rank
+from lazyrich.measures.alignment import centre_kernel as centre_kernel
+from lazyrich.measures.alignment import kernel_alignment as kernel_alignment
+from lazyrich.measures.alignment import kernel_target_alignment as kernel_target_alignment
+from lazyrich.measures.alignment import relative_weight_change as relative_weight_change
+from lazyrich.measures.alignment import representation_alignment as representation_alignment
+from lazyrich.measures.alignment import sign_similarity as sign_similarity
+from lazyrich.measures.alignment import weight_change as weight_change
+from lazyrich.measures.ntk import empirical_ntk as empirical_ntk
+from lazyrich.measures.rank_measures import effective_rank as effective_rank
 
 
 def mean_squared_error(prediction: jax.Array, target: jax.Array) -> jax.Array:

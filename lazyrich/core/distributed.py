@@ -22,9 +22,9 @@ MAX_RETRIES = 3
 def _task(experiment_name: str, grid_config: dict, job, ntk_steps, enable_x64: bool):
     """Body of one Ray task: rebuild the grid from its configuration and compute one chunk."""
     jax.config.update("jax_enable_x64", enable_x64)
-    from lazyrich.engine import compute_chunk
+    from lazyrich.core.chunks import compute_chunk
+    from lazyrich.core.grid import make_grid
     from lazyrich.experiments.base import get_experiment
-    from lazyrich.grid import make_grid
 
     experiment = get_experiment(experiment_name)
     grid = make_grid(experiment, {**grid_config["axes"], **grid_config["parameters"]})

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from lazyrich.core.grid import Grid, make_grid
 from lazyrich.experiments.base import get_experiment
-from lazyrich.grid import Grid, make_grid
 
 
 def open_store(path: str | os.PathLike) -> xr.Dataset:
@@ -26,7 +26,7 @@ def open_store(path: str | os.PathLike) -> xr.Dataset:
 
     A boolean `finished` (axes...) says which runs are complete.
     """
-    from lazyrich.store import read_store
+    from lazyrich.core.store import read_store
 
     description, flat, finished = read_store(path)
     exp = get_experiment(description["experiment"])

@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import xarray as xr
 
-from lazyrich.plot_rank import linear_theory as linear_theory
-from lazyrich.plot_rank import rank_sweep as rank_sweep
+from lazyrich.views.plot_rank import linear_theory as linear_theory
+from lazyrich.views.plot_rank import rank_sweep as rank_sweep
 
 AVERAGED_AXIS = "seed"
 

@@ -13,7 +13,7 @@ Liu et al. (ICLR 2024), Sec. 2-3 and Prop. 1; paper page `connectivity.md` Sec. 
   balanced) is a rank-1 term that gives an outlier eigenvalue.
 
 Functions take standard-normal arrays rather than keys, so a run draws all its Gaussian numbers in
-one `jax.random.normal` call (see `lazyrich.sampling`).
+one `jax.random.normal` call (see `lazyrich.core.sampling`).
 """
 
 from __future__ import annotations

@@ -20,16 +20,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from lazyrich.engine import sweep
+from lazyrich.core.engine import sweep
+from lazyrich.core.io import load, save
 from lazyrich.experiments.base import Parameter, get_experiment, registered
-from lazyrich.io import load, save
-
-DEMO = {
-    "alpha": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
-    "seed": [0, 1],
-    "D": 40, "N": 200, "P": 200, "eps": 0.02, "lr_scale": 0.5,
-    "steps": 40_000, "log_every": 40,
-}
 
 
 def _converter(name: str, spec: Parameter):
@@ -157,7 +150,7 @@ def _compare(argv: Sequence[str]) -> int:
     import matplotlib.pyplot as plt
 
     from dmft.kernel import grokking_lazy_curves
-    from lazyrich.plot import compare
+    from lazyrich.views.plot import compare
 
     argv, theory_name = _split_theory(argv)
     if theory_name is None:
@@ -197,7 +190,7 @@ def _compare(argv: Sequence[str]) -> int:
 
 
 def _plot(argv: Sequence[str]) -> int:
-    from lazyrich.plot import learning_curves
+    from lazyrich.views.plot import learning_curves
 
     parser = argparse.ArgumentParser(prog="lazyrich plot",
                                      description="draw learning curves of a saved sweep")
@@ -215,7 +208,8 @@ def _plot(argv: Sequence[str]) -> int:
 
 
 def _demo(argv: Sequence[str]) -> int:
-    from lazyrich.plot import learning_curves
+    from lazyrich.views.gallery import DEMO
+    from lazyrich.views.plot import learning_curves
 
     parser = argparse.ArgumentParser(
         prog="lazyrich demo",
@@ -235,7 +229,7 @@ def _demo(argv: Sequence[str]) -> int:
 
 
 def _gallery(argv: Sequence[str]) -> int:
-    from lazyrich.gallery import FIGURES, make_gallery
+    from lazyrich.views.gallery import FIGURES, make_gallery
 
     parser = argparse.ArgumentParser(prog="lazyrich gallery",
                                      description="regenerate one PNG per experiment")

@@ -13,14 +13,20 @@ from collections.abc import Callable
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lazyrich.engine import sweep
-from lazyrich.plot import compare, learning_curves
+from lazyrich.core.engine import sweep
+from lazyrich.views.plot import compare, learning_curves
+
+# The `make demo` sweep (`lazyrich demo`): about a minute on 2 CPU cores.
+DEMO = {
+    "alpha": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
+    "seed": [0, 1],
+    "D": 40, "N": 200, "P": 200, "eps": 0.02, "lr_scale": 0.5,
+    "steps": 40_000, "log_every": 40,
+}
 
 
 def grokking_figure(out_dir: str) -> str:
     """alpha sweep of the grokking model (the `make demo` figure at half its length)."""
-    from lazyrich.cli import DEMO
-
     ds = sweep("grokking", progress=False, **{**DEMO, "steps": 20_000, "log_every": 40})
     path = os.path.join(out_dir, "grokking.png")
     learning_curves(ds, colour_by="alpha", out=path)
@@ -52,7 +58,7 @@ def teacher_figure(out_dir: str) -> str:
 
 def rank_figure(out_dir: str) -> str:
     """KA, RA and weight change vs initial rank for a small ReLU RNN on 2AF and DMS."""
-    from lazyrich.plot import rank_sweep
+    from lazyrich.views.plot import rank_sweep
 
     ds = sweep("rnn_rank", task=["2AF", "DMS"], rank=[1, 8, 64], seed=[0, 1, 2], N=64,
                steps=1000, log_every=100, progress=False)
@@ -65,7 +71,7 @@ def rank_figure(out_dir: str) -> str:
 def linear_rank_figure(out_dir: str) -> str:
     """Two-layer linear nets: simulated task-averaged kernel alignment vs rank, and E[KA]."""
     from dmft.linear import rank_curve
-    from lazyrich.plot import linear_theory
+    from lazyrich.views.plot import linear_theory
 
     ranks = [1, 2, 5, 10, 20]
     sim = sweep("linear_rank", rank=ranks, task_seed=range(100), steps=600, progress=False)

@@ -1,0 +1,1 @@
+"""The presentation layer: plots, the figure gallery and the `lazyrich` command line."""
