@@ -5,8 +5,8 @@ Sec. 3): 8 steps x 32 trials x 3 outputs = 768 outputs, kernel w.r.t. W_h (N x N
 90,000 parameters). Two ways to get K0, KT and KA(K0, KT) for a pair of weight sets:
 
   (a) `lazyrich.measures.metrics.empirical_ntk` (as `rnn_rank` uses it): output rows in chunks
-      of about 2^23 Jacobian entries, reverse mode for the rows and forward mode for J J_c^T, one jitted
-      program; the full 768 x 90,000 Jacobian is never held;
+      of about 2^23 Jacobian entries, reverse mode for the rows and forward mode for J J_c^T,
+      one jitted program; the full 768 x 90,000 Jacobian is never held;
   (b) what the authors' script does: a Python loop over the 768 outputs, one gradient w.r.t.
       W_h each (a jitted JAX gradient here, compiled once), stacked into J (768 x 90,000), then
       K = J J^T.
