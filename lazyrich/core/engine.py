@@ -24,6 +24,7 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from lazyrich.core import ntk_steps as at_steps
+from lazyrich.core.checks import check_positive_integer
 from lazyrich.core.chunks import ChunkJob, chunk_inputs, compute_chunk, make_run_one
 from lazyrich.core.grid import Grid, make_grid
 from lazyrich.core.labels import flat_to_dataset, versions
@@ -82,21 +83,10 @@ def _ray_executor(executor):
     return functools.partial(ray_chunks, address=None if executor == "ray" else executor)
 
 
-def _check_positive_integer(name: str, value, allow_none: bool) -> None:
-    allowed = "a positive integer" + (" or None" if allow_none else "")
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise TypeError(f"{name}={value!r} has type {type(value).__name__}; {name} must be "
-                        f"{allowed}")
-    if value < 1:
-        raise ValueError(f"{name}={value!r} is out of range; {name} must be {allowed}")
-
-
 def _check_engine_options(chunk_size, vmap_size, progress, memory_budget_bytes) -> None:
-    _check_positive_integer("chunk_size", chunk_size, allow_none=True)
-    _check_positive_integer("vmap_size", vmap_size, allow_none=True)
-    _check_positive_integer("memory_budget_bytes", memory_budget_bytes, allow_none=False)
+    check_positive_integer("chunk_size", chunk_size, allow_none=True)
+    check_positive_integer("vmap_size", vmap_size, allow_none=True)
+    check_positive_integer("memory_budget_bytes", memory_budget_bytes)
     if not isinstance(progress, bool):
         raise TypeError(f"progress={progress!r} has type {type(progress).__name__}; progress "
                         f"must be True or False")

@@ -104,46 +104,6 @@ def _split_theory(argv: Sequence[str]) -> tuple[list[str], str | None]:
     return rest, theory if theory in THEORIES else None
 
 
-def _teacher_scales(ds) -> list[float]:
-    """b = |beta|^2 / D of the simulation's own teacher for each seed of the sweep.
-
-    The teacher is re-drawn exactly as the run drew it (same key, same parameters), so the
-    theory's target scale matches each seed (|beta|^2 / D scatters by sqrt(2 / D) around 1, and
-    the loss plateau scales as b^2)."""
-    import jax
-    import numpy as np
-
-    from lazyrich.experiments import get_experiment
-
-    experiment = get_experiment("grokking")
-    # the teacher is cut from one normal draw whose layout is set by these sizes
-    fixed = {k: int(ds.attrs[k]) for k in ("D", "P", "n_test", "N")}
-    seeds = ds["seed"].values if "seed" in ds.dims else [ds.attrs["seed"]]
-    scales = []
-    for seed in seeds:
-        params = experiment.defaults(**{**fixed, "seed": int(seed)})
-        beta = experiment.init(jax.random.key(int(seed)), params)["data"]["beta"]
-        scales.append(float(np.sum(np.asarray(beta, np.float64) ** 2) / params["D"]))
-    return scales
-
-
-def _dmft_theory(ds, scalars: dict):
-    """DMFT curves for every alpha of the sweep (N -> infinity), averaged over the seeds' teacher
-    scales |beta|^2 / D."""
-    import numpy as np
-
-    from dmft.grokking import solve
-
-    alphas = ds["alpha"].values if "alpha" in ds.dims else [ds.attrs["alpha"]]
-    t_max = scalars["steps"] * scalars["lr_scale"]
-    lam = scalars["P"] / scalars["D"]
-    limit = scalars["D"] / (1 + lam**-0.5) ** 2      # explicit-scheme stability bound on dt
-    dt = t_max / max(int(np.ceil(t_max / (0.5 * limit))), 60)
-    theory = solve(alphas, scalars["eps"], lam, scalars["lr_scale"], t_max, dt, D=scalars["D"],
-                   target_scale=_teacher_scales(ds), n_samples=400, n_response=32, tol=1e-5)
-    return theory.isel(eps=0).mean("target_scale")
-
-
 def _compare(argv: Sequence[str]) -> int:
     """Simulation against theory: the DMFT (default) or the lazy (kernel) limit, `grokking`."""
     # The command line is an application on top of both packages, so it may import dmft.
@@ -151,6 +111,7 @@ def _compare(argv: Sequence[str]) -> int:
 
     from dmft.kernel import grokking_lazy_curves
     from lazyrich.views.plot import compare
+    from lazyrich.views.theory import dmft_curves
 
     argv, theory_name = _split_theory(argv)
     if theory_name is None:
@@ -172,7 +133,7 @@ def _compare(argv: Sequence[str]) -> int:
         return 2
     scalars = {k: ds.attrs[k] for k in needed}
     if theory_name == "dmft":
-        theory = _dmft_theory(ds, scalars)
+        theory = dmft_curves(ds, scalars)
         label = "the DMFT (N -> infinity)"
     else:
         seeds = ds["seed"].values if "seed" in ds.dims else [ds.attrs["seed"]]
