@@ -2,9 +2,10 @@
 
 Kuditipudi et al. (2025) correlate Bob's per-example log-likelihoods with Alice's training
 order; Kendall's tau is the pair-counting alternative to Spearman's rho on the same interface
-(`provenance.stats`). Pairs are never enumerated: discordant pairs are the inversions of y's
-dense ranks after sorting by (x, y), counted bit by bit over the rank values with cumulative
-sums (O(n log n) time, O(n) memory), and tie groups are runs in the sorted values.
+(`provenance.stats`; both are built on `provenance.correlation`). Pairs are never enumerated:
+discordant pairs are the inversions of y's dense ranks after sorting by (x, y), counted bit by
+bit over the rank values with cumulative sums (O(n log n) time, O(n) memory), and tie groups are
+runs in the sorted values.
 """
 
 from __future__ import annotations
@@ -15,17 +16,17 @@ import math
 import numpy as np
 from scipy import special
 
-from provenance.stats import (
+from provenance.correlation import (
     ALTERNATIVES,
     BLOCK_ELEMENTS,
     METHODS,
     CorrelationResult,
-    _as_pair,
-    _check_choice,
-    _log_permutation_p,
-    _result,
-    _run_starts,
-    _sorted_runs,
+    as_pair,
+    check_choice,
+    log_permutation_p,
+    make_result,
+    run_starts,
+    sorted_runs,
 )
 
 KENDALL_EXACT_MAX_N = 100
@@ -33,7 +34,7 @@ KENDALL_EXACT_MAX_N = 100
 
 def _dense_ranks_and_ties(x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Ranks 0, 1, ... of the distinct values along the last axis (int64) and the tie sums."""
-    order, starts = _sorted_runs(x)
+    order, starts = sorted_runs(x)
     dense = np.empty(x.shape, np.int64)
     np.put_along_axis(dense, order, np.cumsum(starts, axis=-1) - 1, axis=-1)
     return dense, _tie_sums(starts)
@@ -103,7 +104,7 @@ def _kendall_counts(dense_x: np.ndarray, dense_y: np.ndarray) -> tuple[np.ndarra
     order = np.argsort(key, axis=-1)  # equal keys are joint ties: their order is irrelevant
     discordant = count_inversions(np.take_along_axis(np.broadcast_to(dense_y, key.shape), order,
                                                      axis=-1))
-    joint = _position_in_run(_run_starts(np.take_along_axis(key, order, axis=-1))).sum(axis=-1)
+    joint = _position_in_run(run_starts(np.take_along_axis(key, order, axis=-1))).sum(axis=-1)
     return discordant, joint
 
 
@@ -140,9 +141,9 @@ def kendall(x, y, *, method: str = "asymptotic", alternative: str = "greater", a
     reordered by B seeded random permutations (shared by all models), batched in chunks of at
     most `chunk` permutations and BLOCK_ELEMENTS values.
     """
-    _check_choice("method", method, METHODS)
-    _check_choice("alternative", alternative, ALTERNATIVES)
-    x, y = _as_pair(x, y, axis)
+    check_choice("method", method, METHODS)
+    check_choice("alternative", alternative, ALTERNATIVES)
+    x, y = as_pair(x, y, axis)
     n = x.shape[-1]
     (dense_x, ties_x), (dense_y, ties_y) = _dense_ranks_and_ties(x), _dense_ranks_and_ties(y)
     discordant, joint = _kendall_counts(dense_x, dense_y)
@@ -158,13 +159,13 @@ def kendall(x, y, *, method: str = "asymptotic", alternative: str = "greater", a
         z = score / np.sqrt(variance)
         log_p = {"greater": lambda: special.log_ndtr(-z), "less": lambda: special.log_ndtr(z),
                  "two-sided": lambda: special.log_ndtr(-np.abs(z)) + math.log(2.0)}[alternative]()
-        return _result("kendall", tau, log_p, n, method, alternative)
+        return make_result("kendall", tau, log_p, n, method, alternative)
     if method == "exact":
         if n > KENDALL_EXACT_MAX_N or np.any(ties_x["pairs"] + ties_y["pairs"] > 0):
             raise ValueError(f"method='exact' for kendall needs n <= {KENDALL_EXACT_MAX_N} and "
                              f"no ties; got n={n}; use 'asymptotic' or 'permutation'")
-        return _result("kendall", tau, _kendall_exact_log_p(discordant, n, alternative), n,
-                       method, alternative)
+        log_p = _kendall_exact_log_p(discordant, n, alternative)
+        return make_result("kendall", tau, log_p, n, method, alternative)
     if not isinstance(n_permutations, int) or n_permutations < 1:
         raise ValueError(f"n_permutations={n_permutations!r} must be a positive integer")
     rng = np.random.default_rng(seed)
@@ -177,5 +178,5 @@ def kendall(x, y, *, method: str = "asymptotic", alternative: str = "greater", a
         null_discordant, null_joint = _kendall_counts(dense_x[..., None, :], shuffled_y)
         null.append((untied[..., None] + null_joint - 2 * null_discordant)
                     / denominator[..., None])
-    return _result("kendall", tau, _log_permutation_p(tau, np.concatenate(null, -1), alternative),
-                   n, method, alternative)
+    log_p = log_permutation_p(tau, np.concatenate(null, -1), alternative)
+    return make_result("kendall", tau, log_p, n, method, alternative)

@@ -13,12 +13,12 @@ discordant pairs, n <= 100, no ties) and "permutation" (B random orderings,
 p = (1 + #{null >= observed}) / (1 + B); Spearman as one batched JAX computation in chunks,
 Kendall as batched numpy in chunks, because its pair counts need int64). `log10_pvalue` comes
 from log-survival functions, so it stays finite far below 1e-300. Kendall's tau-b lives in
-`provenance.kendall_tau` (also reachable here as `provenance.stats.kendall`).
+`provenance.kendall_tau` (re-exported here as `provenance.stats.kendall`); the result type
+and shared checks in `provenance.correlation`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import itertools
 import math
@@ -26,76 +26,25 @@ import math
 import numpy as np
 from scipy import special
 
-METHODS = ("asymptotic", "exact", "permutation")
-ALTERNATIVES = ("greater", "less", "two-sided")
+from provenance.correlation import (
+    ALTERNATIVES,
+    BLOCK_ELEMENTS,
+    METHODS,
+    CorrelationResult,
+    as_pair,
+    check_choice,
+    check_extremes,
+    log_permutation_p,
+    make_result,
+    run_starts,
+    tail_count,
+)
+from provenance.kendall_tau import count_inversions, kendall
+
+__all__ = ["ALTERNATIVES", "METHODS", "CorrelationResult", "count_inversions", "kendall",
+           "pearson", "rankdata", "spearman"]
+
 EXACT_MAX_N = 9
-BLOCK_ELEMENTS = 2**22  # permutation blocks: at most this many (models x B x n) values
-
-
-@dataclasses.dataclass(frozen=True)
-class CorrelationResult:
-    """statistic, pvalue, log10_pvalue: arrays of the leading (models) shape, or scalars."""
-
-    statistic: np.ndarray
-    pvalue: np.ndarray
-    log10_pvalue: np.ndarray
-    n: int
-    method: str
-    alternative: str
-    name: str
-
-    def __str__(self) -> str:
-        stat = np.asarray(self.statistic)
-        log_p = np.asarray(self.log10_pvalue)
-        if stat.ndim == 0:
-            return (f"{self.name} = {float(stat):.6g}, p = {float(self.pvalue):.3g} "
-                    f"(log10 p = {float(log_p):.2f}), n = {self.n}, {self.method}, "
-                    f"alternative = {self.alternative}")
-        return (f"{self.name} for {stat.size} models: statistic in [{stat.min():.4g}, "
-                f"{stat.max():.4g}], smallest log10 p = {log_p.min():.2f}, n = {self.n}, "
-                f"{self.method}, alternative = {self.alternative}")
-
-
-def _floats(name: str, values) -> np.ndarray:
-    """values as a float64 array, or a TypeError naming the argument."""
-    try:
-        return np.asarray(values, np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an array of real numbers, got {values!r:.80}") from None
-
-
-def _as_pair(x, y, axis: int, check_values: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """x, y as float64 with the paired axis last; shapes checked, values too if asked."""
-    x, y = (np.moveaxis(_floats(name, values), axis, -1) for name, values in (("x", x), ("y", y)))
-    try:
-        np.broadcast_shapes(x.shape, y.shape)
-        if x.shape[-1] != y.shape[-1]:
-            raise ValueError
-    except (ValueError, IndexError):
-        raise ValueError(f"x and y have shapes {x.shape} and {y.shape}, which do not "
-                         f"broadcast to paired observations along axis {axis}") from None
-    if x.shape[-1] < 3:
-        raise ValueError(f"need at least 3 paired observations along axis {axis}, got "
-                         f"{x.shape[-1]}")
-    if check_values:
-        for name, values in (("x", x), ("y", y)):
-            _check_extremes(name, values.min(axis=-1), values.max(axis=-1), axis)
-    return x, y
-
-
-def _check_extremes(name: str, smallest, largest, axis: int, constant_ok: bool = False) -> None:
-    """Finite and not constant, judged from each row's smallest and largest value (NaN or inf
-    show there: argsort puts NaN last, and min / max propagate it)."""
-    if not (np.all(np.isfinite(smallest)) and np.all(np.isfinite(largest))):
-        raise ValueError(f"{name} must be finite (found NaN or inf)")
-    if not constant_ok and np.any(smallest == largest):
-        raise ValueError(f"{name} is constant along axis {axis} (for at least one model); "
-                         f"a correlation with a constant is undefined")
-
-
-def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name}={value!r} is not allowed; {name} must be one of {allowed}")
 
 
 def rankdata(x, axis: int = -1) -> np.ndarray:
@@ -131,8 +80,8 @@ def _sorted_ranks(row: np.ndarray, buffer: np.ndarray, untied: np.ndarray, name:
     """
     order = np.argsort(row)
     np.take(row, order, out=buffer, mode="clip")  # mode="raise" would buffer `out`
-    _check_extremes(name, buffer[0], buffer[-1], axis, constant_ok)
-    starts = _run_starts(buffer)
+    check_extremes(name, buffer[0], buffer[-1], axis, constant_ok)
+    starts = run_starts(buffer)
     if starts.all():
         return order, untied
     first = np.flatnonzero(starts)
@@ -170,19 +119,6 @@ def _spearman_rho(x: np.ndarray, y: np.ndarray, axis: int) -> np.ndarray:
     y_variance = np.array([y_variance[j] for j in y_index])
     rho = np.clip(covariance / np.sqrt(x_variance * y_variance), -1.0, 1.0)
     return rho.reshape(batch)
-
-
-def _sorted_runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """argsort of x (..., n) along the last axis, and where runs of equal sorted values start."""
-    order = np.argsort(x, axis=-1)
-    return order, _run_starts(np.take_along_axis(x, order, axis=-1))
-
-
-def _run_starts(ordered: np.ndarray) -> np.ndarray:
-    """True where a run of equal values begins in a sorted array (..., n)."""
-    starts = np.ones(ordered.shape, dtype=bool)
-    np.not_equal(ordered[..., 1:], ordered[..., :-1], out=starts[..., 1:])
-    return starts
 
 
 def _pearson_r(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -238,14 +174,6 @@ def _log_tail_t(r: np.ndarray, n: int, alternative: str) -> np.ndarray:
     return np.minimum(_log_t_sf(np.abs(t), n - 2) + math.log(2.0), 0.0)
 
 
-def _result(name, statistic, log_p, n, method, alternative) -> CorrelationResult:
-    log_p = np.minimum(np.asarray(log_p, np.float64), 0.0)
-    log10 = log_p / math.log(10.0)
-    squeeze = (lambda a: float(a)) if np.ndim(statistic) == 0 else np.asarray
-    return CorrelationResult(squeeze(statistic), squeeze(np.exp(log_p)), squeeze(log10), n,
-                             method, alternative, name)
-
-
 def _exact_spearman_log_p(x: np.ndarray, y: np.ndarray, rho: np.ndarray, alternative: str,
                           axis: int) -> np.ndarray:
     """log of the fraction of all n! reorderings of y's ranks whose rho is at least as extreme;
@@ -254,7 +182,7 @@ def _exact_spearman_log_p(x: np.ndarray, y: np.ndarray, rho: np.ndarray, alterna
     orderings = np.array(list(itertools.permutations(range(n))))
     ranks_x, ranks_y = np.broadcast_arrays(rankdata(x), rankdata(y))
     rows_x, rows_y = ranks_x.reshape(-1, n), ranks_y.reshape(-1, n)
-    counts = [_tail_count(observed, _pearson_r(row_x, row_y[orderings]), alternative)
+    counts = [tail_count(observed, _pearson_r(row_x, row_y[orderings]), alternative)
               for observed, row_x, row_y in zip(np.ravel(rho), rows_x, rows_y, strict=True)]
     return np.log(np.reshape(counts, np.shape(rho)) / len(orderings))
 
@@ -308,59 +236,32 @@ def spearman(x, y, *, method: str = "asymptotic", alternative: str = "greater", 
             "two-sided".
         n_permutations, seed, chunk: the permutation test's size, PRNG seed and batch size.
     """
-    _check_choice("method", method, METHODS)
-    _check_choice("alternative", alternative, ALTERNATIVES)
-    x, y = _as_pair(x, y, axis, check_values=False)
+    check_choice("method", method, METHODS)
+    check_choice("alternative", alternative, ALTERNATIVES)
+    x, y = as_pair(x, y, axis, check_values=False)
     n = x.shape[-1]
     rho = _spearman_rho(x, y, axis)
     if method == "asymptotic":
-        return _result("spearman", rho, _log_tail_t(rho, n, alternative), n, method, alternative)
+        return make_result("spearman", rho, _log_tail_t(rho, n, alternative), n, method,
+                           alternative)
     if method == "exact":
         if n > EXACT_MAX_N:
             raise ValueError(f"method='exact' enumerates n! orderings and needs n <= "
                              f"{EXACT_MAX_N}; got n={n}; use 'asymptotic' or 'permutation'")
-        return _result("spearman", rho, _exact_spearman_log_p(x, y, rho, alternative, axis), n,
-                       method, alternative)
+        log_p = _exact_spearman_log_p(x, y, rho, alternative, axis)
+        return make_result("spearman", rho, log_p, n, method, alternative)
     if not isinstance(n_permutations, int) or n_permutations < 1:
         raise ValueError(f"n_permutations={n_permutations!r} must be a positive integer")
     ranks_x, ranks_y = _ranks(x, "x", axis), _ranks(y, "y", axis)
     null = _permutation_null(*np.broadcast_arrays(ranks_y, ranks_x), n_permutations, seed, chunk)
-    return _result("spearman", rho, _log_permutation_p(rho, null, alternative), n, method,
-                   alternative)
-
-
-def _tail_count(observed: np.ndarray, null: np.ndarray, alternative: str) -> np.ndarray:
-    """#{null statistics at least as extreme as observed (...)}; null (..., B) or (B,).
-
-    Null values equal to the observed one (ties, small n) must count; a float32 null (JAX
-    without x64) carries rounding errors up to ~1e-7 sqrt(n) in rho, so its tolerance is 1e-6:
-    conservative by at most P(|null - observed| < 1e-6), negligible against rho's null spread.
-    """
-    tolerance = 1e-12 if null.dtype == np.float64 else 1e-6
-    observed = np.asarray(observed)[..., None]
-    tail = {"greater": null >= observed - tolerance, "less": null <= observed + tolerance,
-            "two-sided": np.abs(null) >= np.abs(observed) - tolerance}[alternative]
-    return tail.sum(axis=-1)
-
-
-def _log_permutation_p(observed: np.ndarray, null: np.ndarray, alternative: str) -> np.ndarray:
-    """log of (1 + #{null at least as extreme}) / (1 + B), never below log 1/(B + 1)."""
-    return np.log((1.0 + _tail_count(observed, null, alternative)) / (1.0 + null.shape[-1]))
+    return make_result("spearman", rho, log_permutation_p(rho, null, alternative), n, method,
+                       alternative)
 
 
 def pearson(x, y, *, alternative: str = "greater", axis: int = -1) -> CorrelationResult:
     """Pearson's correlation with the Student-t p-value (n - 2 degrees of freedom)."""
-    _check_choice("alternative", alternative, ALTERNATIVES)
-    x, y = _as_pair(x, y, axis)
+    check_choice("alternative", alternative, ALTERNATIVES)
+    x, y = as_pair(x, y, axis)
     r = _pearson_r(x, y)
     n = x.shape[-1]
-    return _result("pearson", r, _log_tail_t(r, n, alternative), n, "asymptotic", alternative)
-
-
-def __getattr__(name: str):
-    """`provenance.stats.kendall` / `count_inversions`: imported lazily from kendall_tau."""
-    if name in ("kendall", "count_inversions"):
-        from provenance import kendall_tau
-
-        return getattr(kendall_tau, name)
-    raise AttributeError(f"module 'provenance.stats' has no attribute {name!r}")
+    return make_result("pearson", r, _log_tail_t(r, n, alternative), n, "asymptotic", alternative)

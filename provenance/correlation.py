@@ -1,0 +1,124 @@
+"""What every rank correlation of `provenance` shares: the result type, argument checks and the
+permutation p-value.
+
+Kuditipudi et al. (2025): Spearman (`provenance.stats`) and Kendall (`provenance.kendall_tau`)
+correlate Bob's per-example scores with Alice's training order on one interface. Both modules
+import from here and neither imports the other's internals, so the package has no import circle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+METHODS = ("asymptotic", "exact", "permutation")
+ALTERNATIVES = ("greater", "less", "two-sided")
+BLOCK_ELEMENTS = 2**22  # permutation blocks: at most this many (models x B x n) values
+
+
+@dataclasses.dataclass(frozen=True)
+class CorrelationResult:
+    """statistic, pvalue, log10_pvalue: arrays of the leading (models) shape, or scalars."""
+
+    statistic: np.ndarray
+    pvalue: np.ndarray
+    log10_pvalue: np.ndarray
+    n: int
+    method: str
+    alternative: str
+    name: str
+
+    def __str__(self) -> str:
+        stat = np.asarray(self.statistic)
+        log_p = np.asarray(self.log10_pvalue)
+        if stat.ndim == 0:
+            return (f"{self.name} = {float(stat):.6g}, p = {float(self.pvalue):.3g} "
+                    f"(log10 p = {float(log_p):.2f}), n = {self.n}, {self.method}, "
+                    f"alternative = {self.alternative}")
+        return (f"{self.name} for {stat.size} models: statistic in [{stat.min():.4g}, "
+                f"{stat.max():.4g}], smallest log10 p = {log_p.min():.2f}, n = {self.n}, "
+                f"{self.method}, alternative = {self.alternative}")
+
+
+def as_floats(name: str, values) -> np.ndarray:
+    """values as a float64 array, or a TypeError naming the argument."""
+    try:
+        return np.asarray(values, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of real numbers, got {values!r:.80}") from None
+
+
+def as_pair(x, y, axis: int, check_values: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """x, y as float64 with the paired axis last; shapes checked, values too if asked."""
+    x, y = (np.moveaxis(as_floats(name, values), axis, -1) for name, values in (("x", x), ("y", y)))
+    try:
+        np.broadcast_shapes(x.shape, y.shape)
+        if x.shape[-1] != y.shape[-1]:
+            raise ValueError
+    except (ValueError, IndexError):
+        raise ValueError(f"x and y have shapes {x.shape} and {y.shape}, which do not "
+                         f"broadcast to paired observations along axis {axis}") from None
+    if x.shape[-1] < 3:
+        raise ValueError(f"need at least 3 paired observations along axis {axis}, got "
+                         f"{x.shape[-1]}")
+    if check_values:
+        for name, values in (("x", x), ("y", y)):
+            check_extremes(name, values.min(axis=-1), values.max(axis=-1), axis)
+    return x, y
+
+
+def check_extremes(name: str, smallest, largest, axis: int, constant_ok: bool = False) -> None:
+    """Finite and not constant, judged from each row's smallest and largest value (NaN or inf
+    show there: argsort puts NaN last, and min / max propagate it)."""
+    if not (np.all(np.isfinite(smallest)) and np.all(np.isfinite(largest))):
+        raise ValueError(f"{name} must be finite (found NaN or inf)")
+    if not constant_ok and np.any(smallest == largest):
+        raise ValueError(f"{name} is constant along axis {axis} (for at least one model); "
+                         f"a correlation with a constant is undefined")
+
+
+def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not allowed; {name} must be one of {allowed}")
+
+
+def sorted_runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """argsort of x (..., n) along the last axis, and where runs of equal sorted values start."""
+    order = np.argsort(x, axis=-1)
+    return order, run_starts(np.take_along_axis(x, order, axis=-1))
+
+
+def run_starts(ordered: np.ndarray) -> np.ndarray:
+    """True where a run of equal values begins in a sorted array (..., n)."""
+    starts = np.ones(ordered.shape, dtype=bool)
+    np.not_equal(ordered[..., 1:], ordered[..., :-1], out=starts[..., 1:])
+    return starts
+
+
+def make_result(name, statistic, log_p, n, method, alternative) -> CorrelationResult:
+    log_p = np.minimum(np.asarray(log_p, np.float64), 0.0)
+    log10 = log_p / math.log(10.0)
+    squeeze = (lambda a: float(a)) if np.ndim(statistic) == 0 else np.asarray
+    return CorrelationResult(squeeze(statistic), squeeze(np.exp(log_p)), squeeze(log10), n,
+                             method, alternative, name)
+
+
+def tail_count(observed: np.ndarray, null: np.ndarray, alternative: str) -> np.ndarray:
+    """#{null statistics at least as extreme as observed (...)}; null (..., B) or (B,).
+
+    Null values equal to the observed one (ties, small n) must count; a float32 null (JAX
+    without x64) carries rounding errors up to ~1e-7 sqrt(n) in rho, so its tolerance is 1e-6:
+    conservative by at most P(|null - observed| < 1e-6), negligible against rho's null spread.
+    """
+    tolerance = 1e-12 if null.dtype == np.float64 else 1e-6
+    observed = np.asarray(observed)[..., None]
+    tail = {"greater": null >= observed - tolerance, "less": null <= observed + tolerance,
+            "two-sided": np.abs(null) >= np.abs(observed) - tolerance}[alternative]
+    return tail.sum(axis=-1)
+
+
+def log_permutation_p(observed: np.ndarray, null: np.ndarray, alternative: str) -> np.ndarray:
+    """log of (1 + #{null at least as extreme}) / (1 + B), never below log 1/(B + 1)."""
+    return np.log((1.0 + tail_count(observed, null, alternative)) / (1.0 + null.shape[-1]))
