@@ -80,7 +80,8 @@ def check_extremes(name: str, smallest, largest, axis: int, constant_ok: bool = 
 
 
 def check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
+    """Raise ValueError unless `value` is one of the strings `allowed`, naming the argument."""
+    if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name}={value!r} is not allowed; {name} must be one of {allowed}")
 
 
