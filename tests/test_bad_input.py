@@ -92,7 +92,7 @@ def test_store_paths_that_cannot_work_are_refused_and_nothing_is_written(tmp_pat
     corrupt = tmp_path / "corrupt.zarr"
     corrupt.mkdir()
     (corrupt / "zarr.json").write_text("{not json")
-    with pytest.raises(ValueError, match="cannot be resumed"):
+    with pytest.raises(ValueError, match="not a lazyrich sweep store; choose another path"):
         lazyrich.sweep("grokking", store=str(corrupt), progress=False, steps=10, log_every=5)
     assert (corrupt / "zarr.json").read_text() == "{not json"
     with pytest.raises(ValueError, match="not a lazyrich sweep store"):

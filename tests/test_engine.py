@@ -65,7 +65,7 @@ def test_save_and_load_round_trip(tmp_path):
 def test_progress_bar_reports_runs(capsys):
     lazyrich.sweep("grokking", alpha=[1.0, 2.0], chunk_size=1, progress=True, **TINY)
     err = capsys.readouterr().err
-    assert "2/2" in err and "run/s" in err
+    assert "400/400" in err and "step/s" in err and "(2 runs)" in err
 
 
 def test_experiments_lists_parameters_with_defaults_and_static_flags():

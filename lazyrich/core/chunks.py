@@ -19,6 +19,7 @@ from jax import lax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lazyrich.core import ntk_steps as at_steps
+from lazyrich.core import progress
 from lazyrich.core.grid import Grid
 from lazyrich.experiments.base import Experiment
 
@@ -50,6 +51,7 @@ def make_run_one(experiment: Experiment, static: Mapping[str, Any],
             state, _ = lax.scan(inner, state, None, length=static["log_every"])
             logged = experiment.metrics(state, params)
             diverged = diverged | ~jnp.isfinite(logged[loss])
+            jax.debug.callback(progress.report, static["log_every"], diverged)
             return (state, diverged), (mask(logged, diverged), mask(costly(state, flag), diverged))
 
         logged0 = experiment.metrics(state0, params)
@@ -83,6 +85,53 @@ def _batched_dtype(kind: str):
     return jnp.result_type(float) if kind == "float" else jnp.result_type(int)
 
 
+def _sharding() -> NamedSharding:
+    """The batch axis of a chunk split over every local device."""
+    return NamedSharding(Mesh(np.array(jax.local_devices()), ("runs",)), PartitionSpec("runs"))
+
+
+def padded_size(size: int) -> int:
+    """A chunk of `size` runs padded to a multiple of the local device count."""
+    devices = jax.local_device_count()
+    return -(-size // devices) * devices
+
+
+@functools.lru_cache(maxsize=64)
+def chunk_program(experiment: Experiment, static_items: tuple, dtype: str,
+                  vmap_size: int | None, ntk_steps: tuple[int, ...],
+                  input_types: tuple[tuple[str, str], ...], size: int):
+    """The compiled (ahead of time) program for one chunk shape.
+
+    Compiling before running lets the engine read the program's own memory needs
+    (`program_bytes`) and refuse a chunk that would not fit before anything is allocated.
+    `input_types` are (parameter name, dtype) pairs of the batched inputs, each of shape (size,).
+    """
+    group = vmap_size if jax.local_device_count() == 1 else None
+    runner = compiled_runner(experiment, static_items, dtype, group, ntk_steps)
+    sharding = _sharding()
+    shapes = {name: jax.ShapeDtypeStruct((size,), np.dtype(kind), sharding=sharding)
+              for name, kind in input_types}
+    return runner.lower(shapes).compile()
+
+
+def program_bytes(program) -> int:
+    """Peak device bytes of a compiled program: its arguments, outputs and temporaries."""
+    stats = program.memory_analysis()
+    if stats is None:  # a backend without the analysis: count nothing rather than guess
+        return 0
+    return int(stats.argument_size_in_bytes + stats.output_size_in_bytes
+               + stats.temp_size_in_bytes)
+
+
+def program_for(grid: Grid, columns: dict, static_items: tuple, vmap_size: int | None,
+                size: int, ntk_steps: tuple[int, ...]):
+    """The compiled program for chunks of `size` runs of one static point."""
+    example = chunk_inputs(grid, columns, np.zeros(1, dtype=int))
+    input_types = tuple(sorted((name, str(value.dtype)) for name, value in example.items()))
+    return chunk_program(grid.experiment, static_items, str(jnp.result_type(float)), vmap_size,
+                         ntk_steps, input_types, padded_size(size))
+
+
 def chunk_inputs(grid: Grid, columns: dict[str, np.ndarray], index: np.ndarray) -> dict:
     """Batched parameter arrays for the runs `index` (swept and constant ones alike)."""
     params = grid.experiment.parameters
@@ -112,15 +161,11 @@ def compute_chunk(experiment: Experiment, grid: Grid, columns: dict, job: ChunkJ
     The chunk is padded to `job.size` rounded up to a multiple of the local device count, and
     its batch axis is sharded over all local devices (GSPMD).
     """
-    devices = jax.local_devices()
-    sharding = NamedSharding(Mesh(np.array(devices), ("runs",)), PartitionSpec("runs"))
-    padded_size = -(-job.size // len(devices)) * len(devices)
-    group = job.vmap_size if len(devices) == 1 else None
-    runner = compiled_runner(experiment, job.static_items, str(jnp.result_type(float)), group,
-                              ntk_steps)
-    padded = np.concatenate([job.index, np.full(padded_size - len(job.index), job.index[-1])])
-    logged, once, bad, at_ntk = runner(jax.device_put(chunk_inputs(grid, columns, padded),
-                                                      sharding))
+    program = program_for(grid, columns, job.static_items, job.vmap_size, job.size, ntk_steps)
+    size = padded_size(job.size)
+    padded = np.concatenate([job.index, np.full(size - len(job.index), job.index[-1])])
+    logged, once, bad, at_ntk = program(jax.device_put(chunk_inputs(grid, columns, padded),
+                                                       _sharding()))
     values = {k: np.asarray(v)[: len(job.index)]
               for part in (logged, once, at_ntk) for k, v in part.items()}
     values["diverged"] = np.asarray(bad)[: len(job.index)]

@@ -12,12 +12,11 @@ last run so all chunks share one compiled shape.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
@@ -25,51 +24,21 @@ from tqdm.auto import tqdm
 
 from lazyrich.core import ntk_steps as at_steps
 from lazyrich.core.checks import check_positive_integer
-from lazyrich.core.chunks import ChunkJob, chunk_inputs, compute_chunk, make_run_one
+from lazyrich.core.chunks import ChunkJob, compute_chunk
 from lazyrich.core.grid import Grid, make_grid
 from lazyrich.core.labels import flat_to_dataset, versions
+from lazyrich.core.plan import default_sizes, fit_in_memory
+from lazyrich.core.progress import reporting
+from lazyrich.core.store import (
+    SweepStore,
+    check_resumable,
+    same_runs,
+    store_lock,
+    stored_description,
+)
 from lazyrich.experiments.base import Experiment, get_experiment
-from lazyrich.measures.ntk import DEFAULT_JACOBIAN_ELEMENTS
 
 DEFAULT_MEMORY_BUDGET_BYTES = 1 << 30
-CPU_GROUP_BYTES = 2 << 20
-
-
-def _state_bytes(grid: Grid, static: Mapping[str, Any]) -> int:
-    """Bytes of one run's state (weights, data, ...), from shapes alone (nothing is run)."""
-    experiment = grid.experiment
-    example = chunk_inputs(grid, grid.batched_columns(), np.zeros(1, dtype=int))
-    one = {k: v[0] for k, v in example.items()}
-
-    def state_of(batched):
-        return experiment.init(jax.random.key(batched["seed"]), {**static, **batched})
-
-    leaves = jax.tree_util.tree_leaves(jax.eval_shape(state_of, one))
-    return sum(leaf.size * leaf.dtype.itemsize for leaf in leaves)
-
-
-def _default_sizes(grid: Grid, static: Mapping[str, Any], n_batched: int, chunk_size,
-                   vmap_size, memory_budget_bytes: int) -> tuple[int, int | None]:
-    """(runs per chunk, runs per vmap group) when the caller leaves them to the engine.
-
-    A chunk holds as many runs as fit the memory budget (state x4 for gradients and
-    temporaries, plus logs). On CPUs, vmapping runs whose states outgrow the caches turns each
-    matmul into a slower batched matmul (measured 1.5x slower per run at the paper's size), so
-    runs are vmapped in groups of about CPU_GROUP_BYTES of state; accelerators vmap the chunk.
-    """
-    state_bytes = _state_bytes(grid, static)
-    if chunk_size is None:
-        n_log = static["steps"] // static["log_every"] + 1
-        per_run = 4 * state_bytes + 8 * n_log * len(grid.experiment.outputs)
-        if grid.experiment.ntk_metrics is not None:  # a chunk of Jacobian rows and its image
-            per_run += 2 * 4 * DEFAULT_JACOBIAN_ELEMENTS
-        chunk_size = max(1, min(n_batched, memory_budget_bytes // per_run))
-    chunk_size = min(chunk_size, n_batched)
-    if vmap_size is None and jax.default_backend() == "cpu":
-        vmap_size = max(1, CPU_GROUP_BYTES // state_bytes)
-    if vmap_size is not None and vmap_size >= chunk_size:
-        vmap_size = None
-    return chunk_size, vmap_size
 
 
 def _run_locally(experiment, grid, columns, jobs, ntk_steps):
@@ -137,24 +106,89 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
     Raises:
         ValueError / TypeError: bad experiment name, parameter name, value, or engine option, all
             before anything is compiled.
+        MemoryEstimateError (a ValueError and MemoryError): the compiled program of a chunk plus
+            the results would not fit in the memory this process may use; raised after
+            compilation, before anything is allocated, naming the parameter to change.
     """
     exp = get_experiment(experiment)
     _check_engine_options(chunk_size, vmap_size, progress, memory_budget_bytes)
     if executor is not None and not isinstance(executor, str):
         raise TypeError(f"executor={executor!r} has type {type(executor).__name__}; executor "
                         f"must be None, 'ray' or a Ray address string")
-    grid = make_grid(exp, params)
-    static_points = list(grid.static_points())
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite={overwrite!r} has type {type(overwrite).__name__}; "
+                        f"overwrite must be True or False")
+    requested = make_grid(exp, params)
+    static_points = list(requested.static_points())
     if exp.check is not None:
         for _, static in static_points:
             exp.check(static)
     if exp.check_batched is not None:
-        values = {a.name: a.values for a in grid.batched_axes}
-        values.update({k: (v,) for k, v in grid.batched_scalars().items()})
+        values = {a.name: a.values for a in requested.batched_axes}
+        values.update({k: (v,) for k, v in requested.batched_scalars().items()})
         for _, static in static_points:
             exp.check_batched(static, values)
-    ntk_steps = at_steps.check_ntk_steps(exp, ntk_steps, grid.scalars["steps"],
-                                         grid.scalars["log_every"])
+    ntk_steps = at_steps.check_ntk_steps(exp, ntk_steps, requested.scalars["steps"],
+                                         requested.scalars["log_every"])
+    if store is not None:
+        store = _check_store_path(store)
+    with store_lock(store):
+        grid = requested if store is None else _grid_in_store_order(store, requested)
+        if store is not None:
+            check_resumable(store, {**grid.config(), "dtype": _dtype_name()}, overwrite)
+        flat, seconds = _sweep_grid(grid, store, overwrite, chunk_size, vmap_size,
+                                    memory_budget_bytes, ntk_steps, executor, progress)
+    ds = flat_to_dataset(grid, flat, ntk_steps, seconds)
+    return ds if grid is requested else in_requested_order(ds, requested)
+
+
+def _dtype_name() -> str:
+    return str(np.dtype(jnp.result_type(float)))
+
+
+def _check_store_path(store) -> str:
+    if not isinstance(store, str | os.PathLike):
+        raise TypeError(f"store={store!r} has type {type(store).__name__}; store must be a "
+                        f"directory path (str or os.PathLike) or None")
+    path = os.fspath(store)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"store={path!r} exists and is not a directory")
+    return path
+
+
+def _grid_in_store_order(path: str, requested: Grid) -> Grid:
+    """The grid as the store at `path` lays it out, when it holds the same runs (axes and their
+    values in any order); otherwise the requested grid (the store will refuse it by name)."""
+    try:
+        description = stored_description(path)
+    except ValueError:
+        return requested
+    if description.get("axes") == requested.config()["axes"] and \
+            list(description["axes"]) == list(requested.config()["axes"]):
+        return requested
+    if not same_runs(description, requested.config()):
+        return requested
+    return make_grid(requested.experiment, {**description["axes"], **description["parameters"]})
+
+
+def in_requested_order(ds: xr.Dataset, requested: Grid) -> xr.Dataset:
+    """A Dataset laid out as another grid with the same runs, in `requested`'s axis and value
+    order (labels move with their data: nothing is recomputed or rounded)."""
+    positions = {}
+    for axis in requested.axes:
+        held = list(ds[axis.name].values)
+        positions[axis.name] = [held.index(value) for value in axis.values]
+    ds = ds.isel(positions).transpose(*(a.name for a in requested.axes), ...)
+    ds.attrs["config"] = json.dumps(requested.config())
+    return ds
+
+
+def _sweep_grid(grid: Grid, store: str | None, overwrite: bool, chunk_size, vmap_size,
+                memory_budget_bytes: int, ntk_steps: tuple[int, ...], executor,
+                progress: bool) -> tuple[dict, float]:
+    """Plan, check memory, open the store, run the chunks; (flat results, seconds)."""
+    exp = grid.experiment
+    static_points = list(grid.static_points())
     columns = grid.batched_columns()
     n_batched = int(np.prod([len(a.values) for a in grid.batched_axes], dtype=np.int64))
     n_log = grid.scalars["steps"] // grid.scalars["log_every"] + 1
@@ -162,17 +196,23 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
     shapes = {k: (len(static_points), n_batched)
               + ((len(ntk_steps),) if o.at_ntk_steps else (n_log,) if o.per_step else ())
               for k, o in outputs.items()}
-    layout = [(s, static, *_default_sizes(grid, static, n_batched, chunk_size, vmap_size,
+    shapes["diverged"] = (len(static_points), n_batched)
+    layout = [(s, static, *default_sizes(grid, static, n_batched, chunk_size, vmap_size,
                                           memory_budget_bytes))
               for s, (_, static) in enumerate(static_points)]
-    shapes["diverged"] = (len(static_points), n_batched)
+    if store is not None:
+        layout = _store_layout(store, layout, chunk_size, n_batched)
+    layout, full_shapes = fit_in_memory(grid, columns, layout, chunk_size is not None,
+                                        ntk_steps, shapes, store is not None)
     run_store = None
     if store is not None:
-        run_store, layout = _open_store(store, overwrite, grid, layout, chunk_size, ntk_steps,
-                                        shapes)
-    flat: dict[str, np.ndarray | None] = {k: None for k in outputs}
-    flat["diverged"] = np.zeros((len(static_points), n_batched), dtype=bool)
-
+        description = {**grid.config(), "chunk_size": int(layout[0][2]),
+                       "dtype": _dtype_name(),
+                       "ntk_steps": list(ntk_steps)}
+        run_store = SweepStore(store, description, full_shapes, versions(), overwrite)
+    flat: dict[str, np.ndarray] = {k: np.full(v, np.nan) for k, v in full_shapes.items()
+                                   if k != "diverged"}
+    flat["diverged"] = np.zeros(shapes["diverged"], dtype=bool)
     jobs = []
     for s, static, size, group in layout:
         for chunk, start in enumerate(range(0, n_batched, size)):
@@ -182,56 +222,33 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
                                      size))
     run_chunks = _run_locally if executor is None else _ray_executor(executor)
     started = time.perf_counter()
-    with tqdm(total=grid.n_runs, unit="run", disable=not progress,
-              desc=f"sweep {exp.name}", initial=grid.n_runs - sum(len(j.index) for j in jobs)) \
-            as bar:
+    steps = grid.scalars["steps"]
+    done_before = (grid.n_runs - sum(len(j.index) for j in jobs)) * steps
+    with tqdm(total=grid.n_runs * steps, unit="step", unit_scale=True, disable=not progress,
+              desc=f"sweep {exp.name} ({grid.n_runs} runs)", initial=done_before,
+              dynamic_ncols=True) as bar, reporting(bar.update if progress else None):
         for job, values in run_chunks(exp, grid, columns, jobs, ntk_steps):
             if run_store is not None:
                 run_store.write_chunk(job.static_index, job.chunk_index, values)
             else:
                 for k, value in values.items():
-                    if flat[k] is None:  # trailing dims (Output.dims) known only now
-                        flat[k] = np.empty(shapes[k] + value.shape[len(shapes[k]) - 1:])
                     flat[k][job.static_index, job.index] = value
-            bar.update(len(job.index))
+            done_before += len(job.index) * steps
+            bar.n = done_before  # exact at every chunk's end, whatever the callbacks counted
+            bar.refresh()
     if run_store is not None:
         flat, _ = run_store.read()
-    return flat_to_dataset(grid, flat, ntk_steps, time.perf_counter() - started)
+    return flat, time.perf_counter() - started
 
 
-def _open_store(path, overwrite: bool, grid: Grid, layout: list, chunk_size, ntk_steps,
-                shapes: dict):
-    """Open or create the store for this sweep; returns (store, layout with its chunk size).
-
-    Every static point uses one chunk size (the smallest default, the caller's, or the store's
-    when resuming) so that each engine chunk is exactly one zarr chunk.
-    """
-    from lazyrich.core.store import SweepStore, stored_description
-
-    n_batched = shapes["diverged"][1]
+def _store_layout(path: str, layout: list, chunk_size, n_batched: int) -> list:
+    """Every static point uses one chunk size in a store (the smallest default, the caller's,
+    or the store's when resuming), so each engine chunk is exactly one zarr chunk."""
     if chunk_size is None and os.path.isdir(path):
         try:
             chunk_size = stored_description(path)["chunk_size"]
         except ValueError:
             chunk_size = None
     size = min(chunk_size or min(entry[2] for entry in layout), n_batched)
-    layout = [(s, static, size, group if group is not None and group < size else None)
-              for s, static, _, group in layout]
-    full_shapes = {"diverged": shapes["diverged"]}
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise ValueError(f"store={os.fspath(path)!r} cannot be created: {parent!r} is not an "
-                         f"existing directory")
-    for _, static, _, _ in layout:
-        one_run = make_run_one(grid.experiment, static, ntk_steps)
-        example = chunk_inputs(grid, grid.batched_columns(), np.zeros(size, dtype=int))
-        logged, once, _, at_ntk = jax.eval_shape(jax.vmap(one_run), example)
-        for k, v in {**logged, **once, **at_ntk}.items():
-            shape = shapes[k] + tuple(v.shape[len(shapes[k]) - 1:])
-            if full_shapes.setdefault(k, shape) != shape:
-                raise ValueError(f"store={os.fspath(path)!r}: output {k!r} changes shape across "
-                                 f"the static axes ({full_shapes[k]} vs {shape}); sweep those "
-                                 f"axes into separate stores")
-    description = {**grid.config(), "chunk_size": int(size),
-                   "dtype": str(np.dtype(jnp.result_type(float))), "ntk_steps": list(ntk_steps)}
-    return SweepStore(path, description, full_shapes, versions(), overwrite), layout
+    return [(s, static, size, group if group is not None and group < size else None)
+            for s, static, _, group in layout]

@@ -102,6 +102,25 @@ def _is_sequence(value: Any) -> bool:
     return hasattr(value, "shape") and hasattr(value, "dtype") and np.ndim(value) > 0
 
 
+INT32_MAX = 2**31 - 1
+
+
+def _check_traceable(name: str, spec, value: Any) -> Any:
+    """A batched integer is traced as int32 unless float64 is on: refuse what would wrap.
+
+    Parameters with their own `maximum` (seeds, < 2**32) are used as 32-bit key words, where the
+    wrap to int32 keeps the same bits.
+    """
+    import jax
+
+    if (spec.kind == "int" and not spec.static and spec.maximum is None
+            and not jax.config.jax_enable_x64 and abs(value) > INT32_MAX):
+        raise ValueError(f"{name}={value!r} is out of range; a batched integer must be at most "
+                         f"{INT32_MAX} (enable float64 with jax.config.update('jax_enable_x64', "
+                         f"True) for 64-bit integers)")
+    return value
+
+
 def make_grid(experiment: Experiment, params: Mapping[str, Any]) -> Grid:
     """Validate keyword arguments and split them into sweep axes and scalars.
 
@@ -131,7 +150,7 @@ def make_grid(experiment: Experiment, params: Mapping[str, Any]) -> Grid:
             raw = np.asarray(value).tolist() if hasattr(value, "dtype") else list(value)
             if not raw:
                 raise ValueError(f"{name}=[] is empty; a sweep axis needs at least one value")
-            values = tuple(spec.validate(name, v) for v in raw)
+            values = tuple(_check_traceable(name, spec, spec.validate(name, v)) for v in raw)
             if len(set(values)) != len(values):
                 raise ValueError(f"{name}={list(values)!r} repeats a value; sweep-axis values must "
                                  f"be distinct (repeat runs with the seed axis)")
@@ -141,7 +160,7 @@ def make_grid(experiment: Experiment, params: Mapping[str, Any]) -> Grid:
                 value = value.item()
             elif hasattr(value, "dtype"):
                 value = np.asarray(value).item()
-            scalars[name] = spec.validate(name, value)
+            scalars[name] = _check_traceable(name, spec, spec.validate(name, value))
     for name, spec in known.items():
         if name not in params:
             scalars[name] = spec.default

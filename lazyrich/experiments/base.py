@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 PARAMETER_KINDS = ("float", "int", "bool", "choice")
+SEED_MAXIMUM = 2**32 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Parameter:
         doc: one line saying what the parameter is, with units.
         minimum: smallest allowed value (numbers only), or None.
         exclusive_minimum: if True the minimum itself is not allowed ("> minimum").
+        maximum: largest allowed value (numbers only, inclusive), or None.
         choices: allowed values for kind "choice".
         sweepable: False for parameters that fix the shape of the whole result (e.g. `steps`),
             which may only be given as scalars.
@@ -49,6 +51,7 @@ class Parameter:
     doc: str
     minimum: float | None = None
     exclusive_minimum: bool = False
+    maximum: float | None = None
     choices: tuple = ()
     sweepable: bool = True
 
@@ -63,10 +66,13 @@ class Parameter:
         if self.kind == "bool":
             return "True or False"
         noun = "an integer" if self.kind == "int" else "a real number"
-        if self.minimum is None:
-            return noun
-        relation = ">" if self.exclusive_minimum else ">="
-        return f"{noun} {relation} {self.minimum:g}"
+        bounds = []
+        if self.minimum is not None:
+            bounds.append(f"{'>' if self.exclusive_minimum else '>='} {self.minimum:g}")
+        if self.maximum is not None:
+            bounds.append(f"<= {self.maximum:.0f}" if self.kind == "int"
+                          else f"<= {self.maximum:g}")
+        return " ".join([noun, " and ".join(bounds)]) if bounds else noun
 
     def validate(self, name: str, value: Any) -> Any:
         """Return `value` converted to the parameter's Python type, or raise.
@@ -105,6 +111,8 @@ class Parameter:
             if too_small:
                 raise ValueError(f"{name}={value!r} is out of range; "
                                  f"{name} must be {self.allowed()}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"{name}={value!r} is out of range; {name} must be {self.allowed()}")
         return value
 
 
@@ -221,7 +229,8 @@ def step_parameters(steps: int, log_every: int) -> dict[str, Parameter]:
 
 
 COMMON_PARAMETERS: dict[str, Parameter] = {
-    "seed": Parameter(0, "int", static=False, minimum=0,
+    # jax.random.key keeps 32 bits of a seed: a larger one would silently repeat a smaller one
+    "seed": Parameter(0, "int", static=False, minimum=0, maximum=SEED_MAXIMUM,
                       doc="seed of the run's PRNG key (data, teacher and initialisation)"),
     **step_parameters(1000, 10),
 }

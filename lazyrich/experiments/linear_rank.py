@@ -26,7 +26,14 @@ import jax.numpy as jnp
 
 from lazyrich.core import init as initialisation
 from lazyrich.core.sampling import normal_blocks
-from lazyrich.experiments.base import Experiment, Output, Parameter, register, step_parameters
+from lazyrich.experiments.base import (
+    SEED_MAXIMUM,
+    Experiment,
+    Output,
+    Parameter,
+    register,
+    step_parameters,
+)
 from lazyrich.measures.alignment import kernel_alignment
 
 INITS = ("random", "aligned", "partial")
@@ -39,7 +46,7 @@ PARAMETERS = {
                        doc="Frobenius norm of each layer at initialisation"),
     "rank": Parameter(20, "int", static=False, minimum=1,
                       doc="rank of W1(0) for init='random' (<= min(d, h))"),
-    "task_seed": Parameter(0, "int", static=False, minimum=0,
+    "task_seed": Parameter(0, "int", static=False, minimum=0, maximum=SEED_MAXIMUM,
                            doc="seed of the task direction w (uniform on the unit sphere)"),
     "kappa": Parameter(1.0, "float", static=False, minimum=0, exclusive_minimum=True,
                        doc="feature anisotropy: top half of F's singular values (others 1)"),
