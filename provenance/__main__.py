@@ -24,11 +24,12 @@ import argparse
 import csv
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
 import numpy as np
+
+from provenance.command_line import OneLineParser, check_output_file
 
 FORMATS = (".npy", ".npz", ".csv", ".jsonl")
 
@@ -114,20 +115,10 @@ def _read_table(path: Path, argument: str) -> list[dict]:
     return rows
 
 
-def _check_writable(argument: str, path: str | None) -> None:
-    """Refuse an output path whose folder does not exist or cannot be written, before any work."""
-    if path is None:
-        return
-    folder = Path(path).resolve().parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise InputError(f"{argument}: cannot write {path!r}: folder {str(folder)!r} does not "
-                         "exist or is not writable")
-
-
 def _query(args: argparse.Namespace) -> int:
     from provenance.query import query_test
 
-    _check_writable("--json", args.json)
+    check_output_file("--json", args.json)
 
     loglik, models, loglik_source = load_values(args.loglik, "loglik", args.loglik_key)
     order, _, order_source = load_values(args.order, "order", args.order_key)
@@ -157,7 +148,7 @@ def _power(args: argparse.Namespace) -> int:
 
     if Path(args.out).suffix.lower() != ".png":
         raise InputError(f"--out: {args.out!r} must end in .png")
-    _check_writable("--out", args.out)
+    check_output_file("--out", args.out)
     curve = power_curve(args.strengths, args.sizes, n_draws=args.draws, alpha=args.alpha,
                         statistic=args.statistic, method=args.method,
                         use_reference=args.use_reference, seed=args.seed,
@@ -193,18 +184,11 @@ def _demo(demo_arguments: list[str]) -> int:
     return demo.main(demo_arguments) or 0
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    """argparse whose usage errors are one line on stderr (exit status 2), like our own errors."""
-
-    def error(self, message: str):
-        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
-
-
 def _parser() -> argparse.ArgumentParser:
     from provenance.query import STATISTICS
     from provenance.stats import ALTERNATIVES, METHODS
 
-    parser = _OneLineParser(prog="python -m provenance", description=__doc__.split(
+    parser = OneLineParser(prog="python -m provenance", description=__doc__.split(
         "\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     query = commands.add_parser("query", help="test log-likelihoods against training order",

@@ -13,9 +13,12 @@ import math
 
 import numpy as np
 
+from lazyrich.core.checks import check_positive_integer, check_seed, require_memory
+
 METHODS = ("asymptotic", "exact", "permutation")
 ALTERNATIVES = ("greater", "less", "two-sided")
 BLOCK_ELEMENTS = 2**22  # permutation blocks: at most this many (models x B x n) values
+NULL_COPIES = 2  # the null's blocks and their concatenation are alive together
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,3 +126,29 @@ def tail_count(observed: np.ndarray, null: np.ndarray, alternative: str) -> np.n
 def log_permutation_p(observed: np.ndarray, null: np.ndarray, alternative: str) -> np.ndarray:
     """log of (1 + #{null at least as extreme}) / (1 + B), never below log 1/(B + 1)."""
     return np.log((1.0 + tail_count(observed, null, alternative)) / (1.0 + null.shape[-1]))
+
+
+def check_permutation_options(n_permutations, seed, chunk) -> int:
+    """Refuse a bad permutation-test size, seed or chunk (whatever the method); returns the seed."""
+    check_positive_integer("n_permutations", n_permutations)
+    check_positive_integer("chunk", chunk)
+    return check_seed(seed)
+
+
+def require_permutation_memory(statistic: str, models: int, n: int, n_permutations: int,
+                               chunk: int, bytes_per_block_value: int) -> int:
+    """Refuse a permutation null that would not fit, before drawing it; returns the chunk used.
+
+    Peak: the null (models, B) float64 twice (blocks and their concatenation) plus one block of
+    `chunk` permutations of every model's n values, `bytes_per_block_value` bytes each (the
+    shuffled copies and the temporaries of one block), where a block holds at most
+    BLOCK_ELEMENTS values.
+    """
+    chunk = max(1, min(chunk, BLOCK_ELEMENTS // max(1, models * n)))
+    estimate = (NULL_COPIES * 8 * models * n_permutations
+                + bytes_per_block_value * chunk * models * n)
+    require_memory(estimate, f"the {statistic} permutation null ({models} model(s) x "
+                   f"n_permutations={n_permutations} orderings of n={n} values)",
+                   f"lower n_permutations= (now {n_permutations}) or use "
+                   f"method='asymptotic'")
+    return chunk

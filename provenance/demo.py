@@ -20,24 +20,34 @@ tests: text sampled from Bob's fine-tune (and, as a null, from the independent m
 `provenance.observational`'s span-overlap test (byte spans) and reshuffled-retrain tests (rank,
 exact; z-score, Student t), as functions of the number of sampled bytes (= tokens).
 
-`main(["--size", "mini"])` runs in well under a minute on a CPU; the default size in minutes.
+`main(["--size", "mini"])` runs in well under a minute on a CPU; the default size in about two
+minutes on 2 CPU cores. Every random draw comes from keys split from `seed` (and the corpus
+split's fixed seed), so a run is reproducible: the same seed gives the same p-values. Each stage
+is reported on stderr as it starts and ends, with its elapsed time; `main` ends with the list of
+files it wrote.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
 import json
+import numbers
 import pathlib
+import sys
 import time
 
 import jax
 import numpy as np
 import xarray as xr
 
+from lazyrich.core.checks import check_positive_integer, check_seed, require_memory
 from provenance import lm, observational
+from provenance.command_line import OneLineParser, check_output_folder
 from provenance.corpus import split_documents, stdlib_documents
+from provenance.demo_plot import plot
 from provenance.query import query_test
 
 CHUNK_STEPS = 8  # steps per compiled scan; step counts that are multiples share one compilation
@@ -61,6 +71,17 @@ class DemoConfig:
     seed: int = 0  # Alice's seed (her initialisation and her order)
 
     def __post_init__(self):
+        for name in ("n_documents", "n_other", "batch_size", "sample_sequences",
+                     "observed_finetune_steps"):
+            check_positive_integer(name, getattr(self, name))
+        check_positive_integer("n_copies", self.n_copies, minimum=2)  # the z-score needs two
+        for steps in self.finetune_steps:
+            check_positive_integer("finetune_steps", steps)
+        check_seed(self.seed)
+        if isinstance(self.retrain_fraction, bool) or not isinstance(
+                self.retrain_fraction, numbers.Real) or not 0 < self.retrain_fraction < 1:
+            raise ValueError(f"retrain_fraction={self.retrain_fraction!r} is not allowed; it "
+                             f"must be a number in (0, 1)")
         if self.n_documents % self.batch_size:
             raise ValueError(f"n_documents={self.n_documents} must be a multiple of "
                              f"batch_size={self.batch_size}")
@@ -75,8 +96,6 @@ class DemoConfig:
                 self.finetune_steps[0] < 1:
             raise ValueError(f"finetune_steps={self.finetune_steps} must be increasing "
                              f"positive integers")
-        if self.n_copies < 2:
-            raise ValueError(f"n_copies={self.n_copies} must be >= 2 (the z-score needs two)")
 
     @property
     def steps(self) -> int:
@@ -96,6 +115,46 @@ SIZES = {
 }
 
 
+LOGLIK_BATCH = 256  # documents per block of `lm.document_log_likelihood`
+OUTPUT_FILES = ("palimpsest.nc", "summary.json", "query.png", "observational.png")
+
+
+def demo_bytes(config: DemoConfig) -> int:
+    """Peak bytes of the arrays the demo builds from its configuration: the span index over
+    Alice's documents (the largest), matching the sampled text against it, one block of
+    log-likelihood logits (float32, ~3 live copies) and Alice's and Bob's documents. Not
+    counted: the stdlib corpus (~12 MB at 64-byte documents) and JAX itself."""
+    context = config.model.context
+    lo, hi = config.span_lengths
+    return (observational.span_index_bytes(config.n_documents * context, lo, hi)
+            + observational.LOOKUP_BYTES_PER_TOKEN * config.sample_sequences * context
+            + 3 * 4 * LOGLIK_BATCH * context * 256  # 256 logits (byte values) per position
+            + (config.n_documents + config.n_other) * context)
+
+
+class Progress:
+    """Reports each stage as it starts and ends, with its elapsed time (to `stream`; None:
+    silent), and adds each stage's seconds to `timings[key]`."""
+
+    def __init__(self, stream=None):
+        self.stream, self.began, self.timings = stream, time.perf_counter(), {}
+
+    @contextlib.contextmanager
+    def stage(self, label: str, key: str | None = None):
+        start = time.perf_counter()
+        self.say(f"{label} ...")
+        yield
+        seconds = time.perf_counter() - start
+        if key is not None:
+            self.timings[key] = self.timings.get(key, 0.0) + seconds
+        self.say(f"{label}: done in {seconds:.1f} s")
+
+    def say(self, message: str) -> None:
+        if self.stream is not None:
+            print(f"[demo {time.perf_counter() - self.began:7.1f} s] {message}", file=self.stream,
+                  flush=True)
+
+
 @functools.lru_cache(maxsize=8)
 def _trainer(model: lm.LMConfig, learning_rate: float) -> lm.Trainer:
     return lm.Trainer(model, lm.make_optimizer(learning_rate))
@@ -112,36 +171,50 @@ def _train(config: DemoConfig, params, opt_state, documents, order):
     return trainer.run(params, opt_state, batches, chunk_steps=CHUNK_STEPS)
 
 
-def train_models(config: DemoConfig, documents: np.ndarray, other: np.ndarray) -> dict:
+def train_models(config: DemoConfig, documents: np.ndarray, other: np.ndarray,
+                 progress: Progress | None = None) -> dict:
     """Alice, her checkpoint and copies, the reference, the independent model and Bob's
-    fine-tunes; returns weights, Alice's positions and losses."""
-    keys = dict(zip(("alice_init", "alice_order", "reference", "independent", "bob", "copies"),
-                    jax.random.split(jax.random.key(config.seed), 6), strict=True))
+    fine-tunes; returns weights, Alice's positions and losses. Each stage is reported to
+    `progress` (and its seconds added to `training_s`)."""
+    progress = Progress() if progress is None else progress
     n, batch, cut = config.n_documents, config.batch_size, config.steps - config.retrain_steps
-    order = _permutation(keys["alice_order"], n)
-    position = np.empty(n)
-    position[order] = np.arange(n) // batch
-    params = lm.init_params(config.model, keys["alice_init"])
-    checkpoint = _train(config, params, None, documents, order[:cut * batch])
-    alice, _, late_losses = _train(config, *checkpoint[:2], documents, order[cut * batch:])
+    with progress.stage(f"training Alice ({config.steps} steps of {batch} documents)",
+                        "training_s"):
+        keys = dict(zip(("alice_init", "alice_order", "reference", "independent", "bob",
+                         "copies"), jax.random.split(jax.random.key(config.seed), 6), strict=True))
+        order = _permutation(keys["alice_order"], n)
+        position = np.empty(n)
+        position[order] = np.arange(n) // batch
+        params = lm.init_params(config.model, keys["alice_init"])
+        checkpoint = _train(config, params, None, documents, order[:cut * batch])
+        alice, _, late_losses = _train(config, *checkpoint[:2], documents, order[cut * batch:])
     alice_losses = np.concatenate([checkpoint[2], late_losses])
     copies = []
-    for key in jax.random.split(keys["copies"], config.n_copies):
-        late = order[cut * batch:][_permutation(key, n - cut * batch)]
-        copies.append(_train(config, *checkpoint[:2], documents, late)[0])
+    with progress.stage(f"training {config.n_copies} reshuffled copies (her last "
+                        f"{config.retrain_steps} steps each)", "training_s"):
+        for key in jax.random.split(keys["copies"], config.n_copies):
+            late = order[cut * batch:][_permutation(key, n - cut * batch)]
+            copies.append(_train(config, *checkpoint[:2], documents, late)[0])
+        jax.block_until_ready(copies)
     others = {}
-    for name in ("reference", "independent"):
-        init_key, order_key = jax.random.split(keys[name])
-        others[name] = _train(config, lm.init_params(config.model, init_key), None, documents,
-                              _permutation(order_key, n))[0]
-    bob_order_key, _ = jax.random.split(keys["bob"])
-    epochs = -(-config.finetune_steps[-1] * batch // other.shape[0])
-    bob_order = np.concatenate([_permutation(key, other.shape[0])
-                                for key in jax.random.split(bob_order_key, epochs)])
+    with progress.stage("training the reference and independent models", "training_s"):
+        for name in ("reference", "independent"):
+            init_key, order_key = jax.random.split(keys[name])
+            others[name] = _train(config, lm.init_params(config.model, init_key), None,
+                                  documents, _permutation(order_key, n))[0]
+        jax.block_until_ready(others)
     finetunes, bob, bob_state, done = {}, alice, None, 0
-    for k in config.finetune_steps:
-        bob, bob_state, _ = _train(config, bob, bob_state, other, bob_order[done * batch:k * batch])
-        finetunes[k], done = bob, k
+    with progress.stage(f"fine-tuning Bob's models ({', '.join(map(str, config.finetune_steps))}"
+                        f" steps)", "training_s"):
+        bob_order_key, _ = jax.random.split(keys["bob"])
+        epochs = -(-config.finetune_steps[-1] * batch // other.shape[0])
+        bob_order = np.concatenate([_permutation(key, other.shape[0])
+                                    for key in jax.random.split(bob_order_key, epochs)])
+        for k in config.finetune_steps:
+            bob, bob_state, _ = _train(config, bob, bob_state, other,
+                                       bob_order[done * batch:k * batch])
+            finetunes[k], done = bob, k
+        jax.block_until_ready(finetunes)  # so that the time is counted here, not later
     return {"alice": alice, "copies": copies, "finetunes": finetunes, **others,
             "position": position, "alice_losses": alice_losses, "bob_key": keys["bob"]}
 
@@ -208,19 +281,30 @@ def first_below(log10_p: np.ndarray, tokens: np.ndarray, threshold: float = -3.0
     return int(tokens[len(below) - np.argmin(below[::-1]) if not below.all() else 0])
 
 
-def run(config: DemoConfig) -> xr.Dataset:
-    """The whole demonstration; returns one Dataset (query and observational results, losses)."""
-    timings = {}
-    start = time.perf_counter()
-    corpus = stdlib_documents(config.model.context)
-    documents, other = split_documents(corpus, (config.n_documents, config.n_other))
-    timings["corpus_s"] = time.perf_counter() - start
-    models = train_models(config, documents, other)
-    timings["training_s"] = time.perf_counter() - start - timings["corpus_s"]
-    query = query_tests(config, models, documents)
-    timings["query_s"] = time.perf_counter() - start - sum(timings.values())
-    observed = observational_tests(config, models, documents)
-    timings["observational_s"] = time.perf_counter() - start - sum(timings.values())
+def require_demo_memory(config: DemoConfig) -> None:
+    """Refuse (MemoryEstimateError) a configuration whose arrays would not fit, before any work."""
+    require_memory(demo_bytes(config), f"the demo with n_documents={config.n_documents}, "
+                   f"sample_sequences={config.sample_sequences}, span_lengths="
+                   f"{config.span_lengths}", f"use --size mini or lower --documents (now "
+                   f"{config.n_documents}) or --sample-sequences (now {config.sample_sequences})")
+
+
+def run(config: DemoConfig, progress: Progress | None = None) -> xr.Dataset:
+    """The whole demonstration; returns one Dataset (query and observational results, losses).
+    Each stage is reported to `progress` as it starts and ends."""
+    require_demo_memory(config)
+    progress = Progress() if progress is None else progress
+    with progress.stage("loading the stdlib corpus", "corpus_s"):
+        corpus = stdlib_documents(config.model.context)
+        documents, other = split_documents(corpus, (config.n_documents, config.n_other))
+    models = train_models(config, documents, other, progress)
+    with progress.stage(f"query test: scoring {config.n_documents} documents under "
+                        f"{len(config.finetune_steps) + 3} models", "query_s"):
+        query = query_tests(config, models, documents)
+    with progress.stage(f"observational tests: span index, {config.sample_sequences} sampled "
+                        f"texts per source, scoring", "observational_s"):
+        observed = observational_tests(config, models, documents)
+    timings = progress.timings
     dataset = xr.merge([query, observed])
     dataset["alice_loss"] = ("step", models["alice_losses"])
     dataset["alice_loss"].attrs["units"] = "nats per byte"
@@ -252,54 +336,10 @@ def summary(dataset: xr.Dataset) -> dict:
                       "span_overlap_tokens": "hundreds of thousands"}}
 
 
-def plot(dataset: xr.Dataset, out_dir: pathlib.Path) -> list[pathlib.Path]:
-    """query.png (p vs fine-tuning steps) and observational.png (p vs sampled tokens)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    finetunes = dataset.sel(model=dataset.finetune_steps >= 0)
-    independent = dataset.sel(model="independent")
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for variable, label in (("query_log10_p", "normalised by reference"),
-                            ("query_log10_p_raw", "raw log-likelihood")):
-        line, = axes[0].plot(np.maximum(finetunes.finetune_steps, 0.5),
-                             10.0 ** finetunes[variable], "o-", label=f"fine-tunes, {label}")
-        axes[0].axhline(10.0 ** float(independent[variable]), color=line.get_color(), ls=":",
-                        label=f"independent model, {label}")
-    axes[0].axhline(1e-8, color="gray", lw=0.5, label="1e-8 (the paper's typical fine-tune)")
-    axes[0].set(xscale="log", yscale="log", xlabel="Bob's fine-tuning steps (Alice's own at 0.5)",
-                ylabel="query-test p-value", title="Query test")
-    axes[0].legend(fontsize=7)
-    axes[1].plot(dataset.alice_loss, lw=0.8)
-    axes[1].set(xlabel="Alice's step", ylabel="loss (nats per byte)", title="Alice's training")
-    figure.tight_layout()
-    paths = [out_dir / "query.png", out_dir / "observational.png"]
-    figure.savefig(paths[0], dpi=120)
-    plt.close(figure)
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for test, marker in (("span", "o"), ("retrain_z", "s"), ("retrain_rank", "^")):
-        for source, style in (("derived", "-"), ("independent", ":")):
-            axis.plot(dataset.tokens, 10.0 ** dataset[f"{test}_log10_p"].sel(source=source),
-                      marker + style, label=f"{test}, text from {source} model")
-    axis.axhline(1e-3, color="gray", lw=0.5)
-    copies = json.loads(dataset.attrs["config"])["n_copies"]
-    axis.axhline(1 / (copies + 1), color="gray", lw=0.5, ls="--",
-                 label=f"1/(K+1): smallest rank-test p with K = {copies}")
-    axis.set(xscale="log", yscale="log", xlabel="sampled tokens (bytes)", ylabel="p-value",
-             title="Observational tests")
-    axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(paths[1], dpi=120)
-    plt.close(figure)
-    return paths
-
-
 def main(argv: list[str] | None = None) -> int:
     """`python -m provenance demo [--size mini|default] [--seed S] [--out-dir DIR] ...`."""
-    parser = argparse.ArgumentParser(prog="python -m provenance demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="python -m provenance demo", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", choices=sorted(SIZES), default="default")
     parser.add_argument("--seed", type=int, help="Alice's seed (default 0)")
     parser.add_argument("--out-dir", type=pathlib.Path, default=pathlib.Path("palimpsest-demo"))
@@ -319,14 +359,21 @@ def main(argv: list[str] | None = None) -> int:
         overrides["observed_finetune_steps"] = overrides["finetune_steps"][0]
     try:
         config = dataclasses.replace(SIZES[args.size], **overrides)
-    except ValueError as error:
-        parser.error(str(error))
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    dataset = run(config)
-    dataset.to_netcdf(args.out_dir / "palimpsest.nc", engine="h5netcdf")
-    report = summary(dataset)
-    (args.out_dir / "summary.json").write_text(json.dumps(report, indent=2))
-    plot(dataset, args.out_dir)
+        check_output_folder("--out-dir", args.out_dir, OUTPUT_FILES)
+        require_demo_memory(config)
+    except (ValueError, TypeError) as error:  # MemoryEstimateError is a ValueError
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    progress = Progress(sys.stderr)
+    dataset = run(config, progress)
+    with progress.stage(f"writing results and figures to {args.out_dir}"):
+        args.out_dir.mkdir(exist_ok=True)
+        dataset.to_netcdf(args.out_dir / OUTPUT_FILES[0], engine="h5netcdf")
+        report = summary(dataset)
+        (args.out_dir / OUTPUT_FILES[1]).write_text(json.dumps(report, indent=2))
+        written = [args.out_dir / OUTPUT_FILES[0], args.out_dir / OUTPUT_FILES[1],
+                   *plot(dataset, args.out_dir)]
     print(json.dumps({key: report[key] for key in
                       ("query_log10_p", "tokens_to_p_below_1e-3", "training_s")}, indent=2))
+    print("wrote " + ", ".join(str(path) for path in written))
     return 0

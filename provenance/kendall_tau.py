@@ -18,18 +18,21 @@ from scipy import special
 
 from provenance.correlation import (
     ALTERNATIVES,
-    BLOCK_ELEMENTS,
     METHODS,
     CorrelationResult,
     as_pair,
     check_choice,
+    check_permutation_options,
     log_permutation_p,
     make_result,
+    require_permutation_memory,
     run_starts,
     sorted_runs,
 )
 
 KENDALL_EXACT_MAX_N = 100
+# per shuffled value: orderings, shuffled ranks, sort keys and the inversion count's int arrays
+KENDALL_BLOCK_BYTES = 128
 
 
 def _dense_ranks_and_ties(x: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -143,6 +146,7 @@ def kendall(x, y, *, method: str = "asymptotic", alternative: str = "greater", a
     """
     check_choice("method", method, METHODS)
     check_choice("alternative", alternative, ALTERNATIVES)
+    seed = check_permutation_options(n_permutations, seed, chunk)
     x, y = as_pair(x, y, axis)
     n = x.shape[-1]
     (dense_x, ties_x), (dense_y, ties_y) = _dense_ranks_and_ties(x), _dense_ranks_and_ties(y)
@@ -166,10 +170,10 @@ def kendall(x, y, *, method: str = "asymptotic", alternative: str = "greater", a
                              f"no ties; got n={n}; use 'asymptotic' or 'permutation'")
         log_p = _kendall_exact_log_p(discordant, n, alternative)
         return make_result("kendall", tau, log_p, n, method, alternative)
-    if not isinstance(n_permutations, int) or n_permutations < 1:
-        raise ValueError(f"n_permutations={n_permutations!r} must be a positive integer")
+    models = math.prod(np.broadcast_shapes(x.shape[:-1], y.shape[:-1]))
+    chunk = require_permutation_memory("kendall", models, n, n_permutations, chunk,
+                                       KENDALL_BLOCK_BYTES)
     rng = np.random.default_rng(seed)
-    chunk = max(1, min(chunk, BLOCK_ELEMENTS // math.prod(np.broadcast_shapes(x.shape, y.shape))))
     null = []
     for start in range(0, n_permutations, chunk):
         size = min(chunk, n_permutations - start)

@@ -31,9 +31,11 @@ re-exported here.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 
+from lazyrich.core.checks import check_positive_integer, check_seed, require_memory
 from provenance.correlation import check_choice
 from provenance.retrain import RetrainResult, reshuffled_rank_test, reshuffled_z_test
 from provenance.stats import CorrelationResult, spearman
@@ -41,14 +43,25 @@ from provenance.stats import CorrelationResult, spearman
 DEFAULT_MODULI = (2_147_483_647, 2_147_483_629)  # primes < 2^31: products stay below 2^62
 WEIGHTS = ("count", "length")
 COUNTS = ("occurrences", "examples")
+# Peak bytes per indexed token, measured with tracemalloc (within 10% above for 1 to 17 span
+# lengths): the tokens, hashes and keys of every length plus one table's sort temporaries, and
+# each stored table's keys, first positions, groups and examples.
+INDEX_BYTES_PER_TOKEN = 144
+TABLE_BYTES_PER_TOKEN = 24
+LOOKUP_BYTES_PER_TOKEN = 224  # longest_matches: hashes, candidates and matches per text token
 
 __all__ = ["RetrainResult", "SpanIndex", "SpanOverlapResult", "build_span_index",
            "longest_matches", "reshuffled_rank_test", "reshuffled_z_test", "span_overlap_scores",
            "span_overlap_test"]
 
 
-def _as_sequences(sequences, offsets, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """Token sequences as (flat int64 tokens (n_tokens,), offsets (n_sequences + 1,))."""
+def _as_sequences(sequences, offsets, name: str,
+                  before_copy: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
+    """Token sequences as (flat int64 tokens (n_tokens,), offsets (n_sequences + 1,)).
+
+    `before_copy(n_tokens)` runs once the token count is known and before the tokens are
+    copied, so a memory check can refuse before anything proportional to the input is built.
+    """
     if offsets is None:
         if isinstance(sequences, np.ndarray) and sequences.ndim == 1:
             sequences = [sequences]
@@ -57,6 +70,7 @@ def _as_sequences(sequences, offsets, name: str) -> tuple[np.ndarray, np.ndarray
             raise ValueError(f"{name} must be a non-empty list of 1-D token arrays, got shapes "
                              f"{[p.shape for p in parts][:5]}")
         offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])])
+        before_copy(int(offsets[-1]))
         nonempty = [p for p in parts if p.size]  # empty float arrays must not upcast ids
         flat = np.concatenate(nonempty) if nonempty else np.zeros(0, np.int64)
     else:
@@ -67,6 +81,7 @@ def _as_sequences(sequences, offsets, name: str) -> tuple[np.ndarray, np.ndarray
             raise ValueError(f"{name} offsets must be 1-D non-decreasing integers from 0 to the "
                              f"length of the flat 1-D token array; got token shape {flat.shape}, "
                              f"offsets {offsets.ravel()[:3]}...{offsets.ravel()[-3:]}")
+        before_copy(len(flat))
     if flat.size and not np.issubdtype(flat.dtype, np.integer):
         raise TypeError(f"{name} must hold integer token ids, got dtype {flat.dtype}")
     if flat.size == 0 or flat.min() < 0:
@@ -148,6 +163,13 @@ class SpanIndex:
     n_examples: int
 
 
+def span_index_bytes(n_tokens: int, min_length: int, max_length: int) -> int:
+    """Peak bytes `build_span_index` allocates for n_tokens tokens and span lengths
+    min_length..max_length (an upper estimate, from the measured bytes per token)."""
+    tables = max_length - min_length + 1
+    return n_tokens * (INDEX_BYTES_PER_TOKEN + TABLE_BYTES_PER_TOKEN * tables)
+
+
 def build_span_index(examples, *, offsets=None, min_length: int = 2, max_length: int = 8,
                      modulus: int | None = None, seed: int = 0) -> SpanIndex:
     """Index every span of min_length..max_length tokens of Alice's training examples.
@@ -156,15 +178,29 @@ def build_span_index(examples, *, offsets=None, min_length: int = 2, max_length:
     (n_examples + 1,), example j = examples[offsets[j]:offsets[j + 1]]. modulus: hash modulus (a
     prime < 2^31; tiny ones force collisions, for tests); None uses two primes near 2^31 (62-bit
     key). Results are exact either way. seed: seeds the random hash bases.
+
+    Memory: about `span_index_bytes(n_tokens, min_length, max_length)`, checked against what
+    this process may allocate before anything is built (`MemoryEstimateError` if it would not fit).
     """
-    if not (isinstance(min_length, int) and isinstance(max_length, int) and 1 <= min_length
-            <= max_length):
-        raise ValueError(f"need integers 1 <= min_length <= max_length, got {min_length!r}, "
-                         f"{max_length!r}")
-    if modulus is not None and not (isinstance(modulus, int) and 2 <= modulus < 2**31):
-        raise ValueError(f"modulus={modulus!r} must be an integer in [2, 2^31) or None")
-    tokens, offsets = _as_sequences(examples, offsets, "examples")
+    check_positive_integer("min_length", min_length)
+    check_positive_integer("max_length", max_length)
+    if max_length < min_length:
+        raise ValueError(f"max_length={max_length!r} is below min_length={min_length!r}; "
+                         f"need integers 1 <= min_length <= max_length")
+    if modulus is not None and (isinstance(modulus, bool) or not isinstance(modulus, int)
+                                or not 2 <= modulus < 2**31):
+        raise ValueError(f"modulus={modulus!r} is not allowed; modulus must be an integer in "
+                         f"[2, 2^31) or None")
+    seed = check_seed(seed)
     moduli = DEFAULT_MODULI if modulus is None else (modulus,)
+
+    def require(n_tokens: int) -> None:
+        require_memory(span_index_bytes(n_tokens, min_length, max_length),
+                       f"the span index of {n_tokens} tokens (span lengths {min_length}.."
+                       f"{max_length})", f"lower max_length= (now {max_length}) or raise "
+                       f"min_length= (now {min_length}), or index fewer examples")
+
+    tokens, offsets = _as_sequences(examples, offsets, "examples", require)
     rng = np.random.default_rng(seed)
     bases = tuple(int(rng.integers(1, p)) if p > 2 else 1 for p in moduli)
     example_of = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
@@ -198,7 +234,11 @@ def longest_matches(index: SpanIndex, text, *, offsets=None) -> tuple[np.ndarray
     match in tokens (0: none of >= min_length), and group (n_text_tokens,), that span's group in
     index.tables[length - min_length].
     """
-    flat, offsets = _as_sequences(text, offsets, "text")
+    def require(n_tokens: int) -> None:
+        require_memory(LOOKUP_BYTES_PER_TOKEN * n_tokens, f"matching {n_tokens} text tokens "
+                       f"against the span index", "score the text in smaller pieces")
+
+    flat, offsets = _as_sequences(text, offsets, "text", require)
     ends = offsets[1:][np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))]
     best_length = np.zeros(len(flat), np.int64)
     best_group = np.full(len(flat), -1, np.int64)

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 
 import numpy as np
 
+from lazyrich.core.checks import check_positive_integer, check_seed, require_memory
+from provenance.correlation import METHODS, check_choice
 from provenance.kendall_tau import kendall
 from provenance.query import STATISTICS
 from provenance.stats import pearson, spearman
@@ -40,8 +43,34 @@ def _rng(seed) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise TypeError(f"seed must be an int or a numpy Generator, got {seed!r}")
-    return np.random.default_rng(int(seed))
+        raise TypeError(f"seed={seed!r} has type {type(seed).__name__}; seed must be an integer "
+                        f"in [0, 2**32 - 1] or a numpy Generator")
+    return np.random.default_rng(check_seed(seed))
+
+
+def _check_real(name: str, value, allow_none: bool = False) -> None:
+    """TypeError unless value is a real number (or None when allowed), naming the argument."""
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}={value!r} has type {type(value).__name__}; {name} must be a "
+                        f"real number" + (" or None" if allow_none else ""))
+
+
+def _real_array(name: str, values) -> np.ndarray:
+    """values as float64, or a TypeError naming the argument."""
+    try:
+        return np.asarray(values, np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}={values!r:.80} must be a real number or an array of "
+                        f"them") from None
+
+
+def palimpsest_bytes(n: int, models: int = 1, n_draws: int | None = None) -> int:
+    """Peak bytes `palimpsest` allocates: the (draws, models, n) log-likelihoods with their noise
+    and the (draws, n) order, memorisation, difficulty and reference (measured with tracemalloc).
+    """
+    return 8 * (n_draws or 1) * n * (2 * models + 6)
 
 
 def palimpsest(n: int, strength, *, n_draws: int | None = None, batch_size: int = 1,
@@ -64,24 +93,28 @@ def palimpsest(n: int, strength, *, n_draws: int | None = None, batch_size: int 
         Palimpsest with loglik (*draws, *models, n), order (*draws, n) (training step of each
         example, 0 = first) and reference (*draws, n).
     """
-    strength = np.asarray(strength, np.float64)
-    checks = [("n", n, isinstance(n, int | np.integer) and n >= 3, "an integer >= 3"),
-              ("batch_size", batch_size,
-               isinstance(batch_size, int | np.integer) and 1 <= batch_size <= n // 2,
-               "an integer in [1, n // 2]"),
+    for name, value in (("decay", decay), ("noise", noise), ("difficulty", difficulty),
+                        ("reference_correlation", reference_correlation)):
+        _check_real(name, value, allow_none=name == "decay")
+    check_positive_integer("n", n, minimum=3)
+    check_positive_integer("n_draws", n_draws, allow_none=True)
+    strength = _real_array("strength", strength)
+    check_positive_integer("batch_size", batch_size)
+    checks = [("batch_size", batch_size, batch_size <= n // 2, "an integer in [1, n // 2]"),
               ("strength", strength.tolist(), strength.ndim <= 1 and np.isfinite(strength).all(),
                "a finite scalar or 1-D array"),
-              ("decay", decay, decay is None or decay > 0, "positive or None"),
-              ("noise", noise, noise >= 0, ">= 0"), ("difficulty", difficulty, difficulty >= 0,
-                                                     ">= 0"),
+              ("decay", decay, decay is None or 0 < decay < math.inf, "positive or None"),
+              ("noise", noise, 0 <= noise < math.inf, "finite and >= 0"),
+              ("difficulty", difficulty, 0 <= difficulty < math.inf, "finite and >= 0"),
               ("reference_correlation", reference_correlation,
-               -1 <= reference_correlation <= 1, "in [-1, 1]"),
-              ("n_draws", n_draws, n_draws is None or (isinstance(n_draws, int | np.integer)
-                                                       and n_draws >= 1), "None or >= 1")]
+               -1 <= reference_correlation <= 1, "in [-1, 1]")]
     for name, value, ok, allowed in checks:
         if not ok:
             raise ValueError(f"{name}={value!r} is not allowed; {name} must be {allowed}")
     rng = _rng(seed)
+    require_memory(palimpsest_bytes(n, max(1, strength.size), n_draws),
+                   f"synthetic log-likelihoods of n_draws={n_draws} x {strength.size} model(s) "
+                   f"x n={n} examples", f"lower n_draws= (now {n_draws}) or n= (now {n})")
     draws = () if n_draws is None else (int(n_draws),)
     steps = math.ceil(n / batch_size)
     order = (rng.permuted(np.broadcast_to(np.arange(n), (*draws, n)), axis=-1)
@@ -114,16 +147,25 @@ def power_curve(strengths, sizes, *, n_draws: int = 100, alpha: float = 0.05,
     """
     import xarray as xr
 
-    if statistic not in STATISTICS:
-        raise ValueError(f"statistic={statistic!r} is not allowed; statistic must be one of "
-                         f"{STATISTICS}")
+    check_choice("statistic", statistic, STATISTICS)
+    check_choice("method", method, METHODS)
+    check_positive_integer("n_draws", n_draws)
+    _check_real("alpha", alpha)
     if not 0 < alpha < 1:
-        raise ValueError(f"alpha={alpha!r} must lie in (0, 1)")
-    strengths = np.atleast_1d(np.asarray(strengths, np.float64))
-    sizes = [int(size) for size in np.atleast_1d(sizes)]
-    if not sizes or min(sizes) < 3:
+        raise ValueError(f"alpha={alpha!r} is not allowed; alpha must lie in (0, 1)")
+    strengths = np.atleast_1d(_real_array("strengths", strengths))
+    sizes = list(np.atleast_1d(np.asarray(sizes, dtype=object)))
+    if not sizes or not all(isinstance(size, numbers.Integral) and not isinstance(size, bool)
+                            and size >= 3 for size in sizes):
         raise ValueError(f"sizes={sizes!r} is not allowed; sizes must be one or more integers "
                          ">= 3 (examples per training run)")
+    sizes = [int(size) for size in sizes]
+    test_bytes = 96 if statistic == "kendall" else 16  # ranks / pair counts per value
+    require_memory(palimpsest_bytes(max(sizes), len(strengths), n_draws)
+                   + test_bytes * n_draws * len(strengths) * max(sizes),
+                   f"a power curve of n_draws={n_draws} x {len(strengths)} strengths x "
+                   f"n={max(sizes)} examples", f"lower n_draws= (now {n_draws}) or the largest "
+                   f"of sizes= (now {max(sizes)})")
     rng = _rng(seed)
     test = {"spearman": spearman, "kendall": kendall, "pearson": pearson}[statistic]
     options = {} if statistic == "pearson" else {"method": method}

@@ -28,14 +28,15 @@ from scipy import special
 
 from provenance.correlation import (
     ALTERNATIVES,
-    BLOCK_ELEMENTS,
     METHODS,
     CorrelationResult,
     as_pair,
     check_choice,
     check_extremes,
+    check_permutation_options,
     log_permutation_p,
     make_result,
+    require_permutation_memory,
     run_starts,
     tail_count,
 )
@@ -45,6 +46,7 @@ __all__ = ["ALTERNATIVES", "METHODS", "CorrelationResult", "count_inversions", "
            "pearson", "rankdata", "spearman"]
 
 EXACT_MAX_N = 9
+SPEARMAN_BLOCK_BYTES = 24  # per shuffled value: key bits, the shuffled ranks, their product
 
 
 def rankdata(x, axis: int = -1) -> np.ndarray:
@@ -206,15 +208,14 @@ def _permutation_null(ranks_y: np.ndarray, ranks_x: np.ndarray, n_permutations: 
     """rho of x's ranks against B random orderings of y's ranks, batched in JAX; (..., B).
 
     Every block has `chunk` keys (the last is padded and trimmed), so one compilation serves
-    all blocks and later calls with the same shapes; `chunk` shrinks so that a block holds at
-    most BLOCK_ELEMENTS values.
+    all blocks and later calls with the same shapes; `chunk` has been shrunk by the caller so
+    that a block holds at most BLOCK_ELEMENTS values.
     """
     import jax
 
     xc = ranks_x - ranks_x.mean(axis=-1, keepdims=True)
     yc = ranks_y - ranks_y.mean(axis=-1, keepdims=True)
     scale = np.sqrt(_dot(xc, xc) * _dot(yc, yc))[..., None]
-    chunk = max(1, min(chunk, BLOCK_ELEMENTS // yc.size))
     blocks = -(-n_permutations // chunk)
     keys = jax.random.split(jax.random.key(seed), blocks * chunk)
     block = _permutation_block()
@@ -238,6 +239,7 @@ def spearman(x, y, *, method: str = "asymptotic", alternative: str = "greater", 
     """
     check_choice("method", method, METHODS)
     check_choice("alternative", alternative, ALTERNATIVES)
+    seed = check_permutation_options(n_permutations, seed, chunk)
     x, y = as_pair(x, y, axis, check_values=False)
     n = x.shape[-1]
     rho = _spearman_rho(x, y, axis)
@@ -250,8 +252,9 @@ def spearman(x, y, *, method: str = "asymptotic", alternative: str = "greater", 
                              f"{EXACT_MAX_N}; got n={n}; use 'asymptotic' or 'permutation'")
         log_p = _exact_spearman_log_p(x, y, rho, alternative, axis)
         return make_result("spearman", rho, log_p, n, method, alternative)
-    if not isinstance(n_permutations, int) or n_permutations < 1:
-        raise ValueError(f"n_permutations={n_permutations!r} must be a positive integer")
+    models = math.prod(np.broadcast_shapes(x.shape[:-1], y.shape[:-1]))
+    chunk = require_permutation_memory("spearman", models, n, n_permutations, chunk,
+                                       SPEARMAN_BLOCK_BYTES)
     ranks_x, ranks_y = _ranks(x, "x", axis), _ranks(y, "y", axis)
     null = _permutation_null(*np.broadcast_arrays(ranks_y, ranks_x), n_permutations, seed, chunk)
     return make_result("spearman", rho, log_permutation_p(rho, null, alternative), n, method,

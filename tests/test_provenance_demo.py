@@ -161,13 +161,14 @@ def test_demo_cli_end_to_end(tmp_path):
         assert np.all(np.isfinite(dataset.span_log10_p)) and dataset.tokens.size > 3
 
 
-def test_demo_cli_rejects_bad_sizes(capsys):
+def test_demo_cli_rejects_bad_sizes(capsys, tmp_path):
     """A document count that is not a multiple of the batch size exits with status 2 and a
-    message naming it, before anything is trained."""
-    with pytest.raises(SystemExit) as exit_info:
-        demo.main(["--size", "mini", "--documents", "1001"])
-    assert exit_info.value.code == 2
-    assert "n_documents=1001" in capsys.readouterr().err
+    one-line message naming it, before anything is trained or written."""
+    out_dir = tmp_path / "out"
+    assert demo.main(["--size", "mini", "--documents", "1001", "--out-dir", str(out_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "n_documents=1001" in err and len(err.strip().splitlines()) == 1
+    assert not out_dir.exists()
 
 
 def test_python_m_provenance_demo_dispatches():
