@@ -1,20 +1,163 @@
-"""Bad input to the `lazyrich` command line: exit 2, one line on stderr, nothing written."""
+"""Bad input to the `lazyrich` command line, over every subcommand: exit status 2, exactly one
+line on stderr that names the flag or argument at fault, and no file or folder created.
+
+Every case runs `main(argv)` in-process in a fresh folder holding a few fixtures (a valid
+result `run.nc`, a text file posing as one, a plain file `afile` and a folder `adir.nc`); the
+last tests run the console module in a subprocess, as a user would.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
+OUT = ["--out", "x.nc"]
+PNG = ["--out", "x.png"]
 
-@pytest.mark.parametrize("argv", [
-    ["run", "grokking", "--alpha", "-1", "--out", "x.nc"],
-    ["run", "grokking", "--steps", "10", "--log_every", "3", "--out", "x.nc"],
-    ["run", "teacher", "--activation", "tanh", "--out", "x.nc"],
-    ["compare", "teacher", "--out", "x.png"],
-])
-def test_command_line_exits_non_zero_with_one_line_and_writes_nothing(argv, tmp_path,
-                                                                      monkeypatch, capsys):
+CASES = {
+    # run: the experiment and its parameters
+    "run unknown experiment": (["run", "nonsense", *OUT], "experiment='nonsense'"),
+    "run no experiment": (["run", *OUT], "give the experiment first"),
+    "run value out of range": (["run", "grokking", "--alpha", "-1", *OUT], "alpha"),
+    "run value not a number": (["run", "grokking", "--alpha", "abc", *OUT], "--alpha 'abc'"),
+    "run steps not a multiple": (["run", "grokking", "--steps", "10", "--log_every", "3", *OUT],
+                                 "log_every"),
+    "run bad choice": (["run", "teacher", "--activation", "tanh", *OUT], "activation"),
+    "run bad bool": (["run", "grokking", "--linearized", "maybe", *OUT], "--linearized 'maybe'"),
+    "run bad dynamics": (["run", "grokking", "--dynamics", "quantum", *OUT], "dynamics"),
+    "run size zero": (["run", "grokking", "--D", "0", *OUT], "D=0"),
+    "run unknown parameter": (["run", "grokking", "--width", "3", *OUT], "--width"),
+    "run scalar given two values": (["run", "grokking", "--steps", "10", "20", *OUT], "20"),
+    "run seed 2**32": (["run", "grokking", "--seed", "4294967296", *OUT], "seed"),
+    "run negative seed": (["run", "grokking", "--seed", "-1", *OUT], "seed"),
+    "run fractional seed": (["run", "grokking", "--seed", "1.5", *OUT], "--seed '1.5'"),
+    "run chunk size zero": (["run", "grokking", "--chunk-size", "0", *OUT], "chunk_size"),
+    "run chunk size not int": (["run", "grokking", "--chunk-size", "abc", *OUT], "--chunk-size"),
+    # run: repeated flags
+    "run repeated parameter": (["run", "grokking", "--alpha", "1", "--alpha", "2", *OUT],
+                               "--alpha was given 2 times"),
+    "run repeated with =": (["run", "grokking", "--alpha=1", "--alpha", "2", *OUT],
+                            "--alpha was given 2 times"),
+    "run repeated out": (["run", "grokking", "--out", "a.nc", "--out", "b.nc"],
+                         "--out was given 2 times"),
+    # run: outputs
+    "run no output": (["run", "grokking", "--alpha", "1"], "--out"),
+    "run bad suffix": (["run", "grokking", "--out", "x.txt"], "--out 'x.txt'"),
+    "run missing folder": (["run", "grokking", "--out", "nodir/x.nc"], "--out 'nodir/x.nc'"),
+    "run folder is a file": (["run", "grokking", "--out", "afile/x.nc"], "--out 'afile/x.nc'"),
+    "run out is a folder": (["run", "grokking", "--out", "adir.nc"], "--out 'adir.nc'"),
+    "run store missing folder": (["run", "grokking", "--store", "nodir/s.zarr"],
+                                 "--store 'nodir/s.zarr'"),
+    "run store is a file": (["run", "grokking", "--store", "afile"], "--store 'afile'"),
+    "run overwrite without store": (["run", "grokking", "--overwrite", *OUT], "--overwrite"),
+    # plot
+    "plot missing file": (["plot", "missing.nc", *PNG], "'missing.nc' does not exist"),
+    "plot not netcdf": (["plot", "notnc.nc", *PNG], "'notnc.nc' is not a netCDF file"),
+    "plot no path": (["plot", *PNG], "path"),
+    "plot no out": (["plot", "run.nc"], "--out"),
+    "plot bad suffix": (["plot", "run.nc", "--out", "f.txt"], "--out 'f.txt'"),
+    "plot missing folder": (["plot", "run.nc", "--out", "nodir/f.png"], "--out 'nodir/f.png'"),
+    "plot repeated out": (["plot", "run.nc", "--out", "a.png", "--out", "b.png"],
+                          "--out was given 2 times"),
+    "plot bad colour axis": (["plot", "run.nc", "--colour-by", "width", *PNG],
+                             "colour_by='width'"),
+    # compare
+    "compare no theory for experiment": (["compare", "teacher", *PNG], "'teacher'"),
+    "compare no experiment": (["compare", *PNG], "experiment"),
+    "compare bad theory": (["compare", "grokking", "--theory", "exact", *PNG], "--theory"),
+    "compare repeated theory": (["compare", "grokking", "--theory", "dmft", "--theory",
+                                 "kernel", *PNG], "--theory was given 2 times"),
+    "compare swept size": (["compare", "grokking", "--N", "8", "16", *PNG], "--N"),
+    "compare kernel needs network": (["compare", "grokking", "--theory", "kernel",
+                                      "--dynamics", "infinite", *PNG], "--theory kernel"),
+    "compare repeated parameter": (["compare", "grokking", "--alpha", "1", "--alpha", "8",
+                                    *PNG], "--alpha was given 2 times"),
+    "compare no out": (["compare", "grokking"], "--out"),
+    "compare bad suffix": (["compare", "grokking", "--out", "x.nc"], "--out 'x.nc'"),
+    "compare missing folder": (["compare", "grokking", "--out", "nodir/x.png"],
+                               "--out 'nodir/x.png'"),
+    # demo
+    "demo missing parent": (["demo", "--out-dir", "nodir/sub"], "--out-dir 'nodir/sub'"),
+    "demo out is a file": (["demo", "--out-dir", "afile"], "--out-dir 'afile'"),
+    "demo unknown flag": (["demo", "--bogus"], "--bogus"),
+    "demo repeated flag": (["demo", "--out-dir", "a", "--out-dir", "b"],
+                           "--out-dir was given 2 times"),
+    # gallery
+    "gallery unknown figure": (["gallery", "--only", "nonsense"], "--only"),
+    "gallery missing parent": (["gallery", "--out", "nodir/figures"], "--out 'nodir/figures'"),
+    "gallery out is a file": (["gallery", "--out", "afile"], "--out 'afile'"),
+    "gallery repeated flag": (["gallery", "--only", "teacher", "--only", "digits"],
+                              "--only was given 2 times"),
+    # experiments and the command itself
+    "experiments extra argument": (["experiments", "extra"], "extra"),
+    "unknown command": (["frobnicate"], "'frobnicate'"),
+}
+
+
+@pytest.fixture(scope="module")
+def result_file(tmp_path_factory):
+    import lazyrich
+
+    path = tmp_path_factory.mktemp("result") / "run.nc"
+    lazyrich.save(lazyrich.sweep("grokking", alpha=[0.5, 2.0], D=4, N=8, P=6, n_test=5,
+                                 steps=4, log_every=2, progress=False), path)
+    return path
+
+
+def _tree(folder) -> set[str]:
+    return {os.path.relpath(os.path.join(root, name), folder)
+            for root, dirs, files in os.walk(folder) for name in dirs + files}
+
+
+def test_the_catalogue_is_large_and_covers_every_command():
+    from lazyrich.views.cli import COMMANDS
+
+    assert len(CASES) >= 30
+    assert {argv[0] for argv, _ in CASES.values()} >= set(COMMANDS)
+
+
+@pytest.mark.parametrize("argv, named", list(CASES.values()), ids=list(CASES))
+def test_command_line_exits_2_with_one_line_naming_the_argument_and_writes_nothing(
+        argv, named, result_file, tmp_path, monkeypatch, capsys):
     from lazyrich.views.cli import main
 
     monkeypatch.chdir(tmp_path)
+    shutil.copy(result_file, tmp_path / "run.nc")
+    (tmp_path / "notnc.nc").write_text("not a netCDF file\n")
+    (tmp_path / "afile").write_text("a plain file\n")
+    (tmp_path / "adir.nc").mkdir()
+    before = _tree(tmp_path)
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
-    assert err and len(err.splitlines()) == 1, err
+    assert len(err.splitlines()) == 1, err
+    assert named in err, err
+    assert err.startswith(f"lazyrich {argv[0]}: " if argv[0] != "frobnicate" else "lazyrich: ")
+    assert _tree(tmp_path) == before
+
+
+SUBPROCESS_CASES = {
+    "missing folder after a sweep would have run": (
+        ["run", "grokking", "--alpha", "1", "--out", "/nodir/x.nc"], "--out '/nodir/x.nc'"),
+    "repeated flag": (["run", "grokking", "--alpha", "1", "--alpha", "2", "--out", "x.nc"],
+                      "--alpha was given 2 times"),
+    "unknown command": (["frobnicate"], "unknown command 'frobnicate'"),
+}
+
+
+@pytest.mark.parametrize("argv, named", list(SUBPROCESS_CASES.values()),
+                         ids=list(SUBPROCESS_CASES))
+def test_console_module_exits_2_with_one_line_and_no_traceback(argv, named, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "lazyrich.views.cli", *argv],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and named in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_console_module_without_a_command_lists_the_commands_and_exits_2(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "lazyrich.views.cli"], capture_output=True,
+                            text=True, cwd=tmp_path)
+    assert result.returncode == 2 and "commands:" in result.stderr
     assert list(tmp_path.iterdir()) == []

@@ -7,6 +7,7 @@ function (out_dir) -> path of the PNG it wrote. Figures that lay theory over sim
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from lazyrich.core.engine import sweep
+from lazyrich.views.cli_stages import Stages
 from lazyrich.views.plot import compare, learning_curves
 
 # The `make demo` sweep (`lazyrich demo`): about a minute on 2 CPU cores.
@@ -47,7 +49,6 @@ def teacher_figure(out_dir: str) -> str:
                    t_max=t_max, dt=0.02, log_every=50, batch_dims=("seed",))
     fig = compare(theory, sim, var="generalisation_error", colour_by="lr")
     ax = fig.axes[0]
-    ax.set_xlabel("time = examples / D")
     ax.set_title(f"committee K = M = 2, D = {dim}: SGD vs ODE", fontsize=10)
     fig.tight_layout()
     path = os.path.join(out_dir, "teacher.png")
@@ -139,11 +140,23 @@ FIGURES: dict[str, Callable[[str], str]] = {
 }
 
 
-def make_gallery(out_dir: str, names: list[str] | None = None) -> list[str]:
-    """Write the chosen (default: all) gallery figures into out_dir; returns their paths."""
+def make_gallery(out_dir: str, names: list[str] | None = None,
+                 stages: Stages | None = None) -> list[str]:
+    """Write the chosen (default: all) gallery figures into out_dir; returns their paths.
+
+    With `stages`, each figure is reported as it starts (with its elapsed time when done) and the
+    files written are listed at the end (what `lazyrich gallery` prints).
+    """
     names = list(FIGURES) if names is None else names
     unknown = sorted(set(names) - set(FIGURES))
     if unknown:
         raise ValueError(f"unknown gallery figures {unknown}; available: {list(FIGURES)}")
     os.makedirs(out_dir, exist_ok=True)
-    return [FIGURES[name](out_dir) for name in names]
+    paths = []
+    for name in names:
+        summary = (FIGURES[name].__doc__ or "").strip().splitlines()[0]
+        with stages.stage(f"{name}: {summary}") if stages else contextlib.nullcontext():
+            paths.append(FIGURES[name](out_dir))
+    if stages:
+        stages.wrote(paths)
+    return paths

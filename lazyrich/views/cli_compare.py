@@ -1,0 +1,84 @@
+"""`lazyrich compare`: a grokking sweep against its theory in one figure.
+
+The theory is the DMFT (N -> infinity, `dmft.grokking`, default) or the lazy limit (kernel
+gradient descent with each run's initial NTK, `dmft.kernel`). Both need one value of every size
+and schedule parameter, so a sweep over any of them is refused before the simulation starts, as
+are a bad output path and `--theory kernel` without `dynamics=network`. The command reports its
+three stages (simulation, theory, figure) as they start and end with the file it wrote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lazyrich.core.engine import sweep
+from lazyrich.views.cli_args import OneLineParser, UsageError, check_output_file, image_suffixes
+from lazyrich.views.cli_stages import Stages
+from lazyrich.views.cli_sweep import parse_sweep, runs_in
+
+THEORIES = {"dmft": "the DMFT (N -> infinity)", "kernel": "the lazy-limit theory"}
+EXPERIMENTS_WITH_THEORY = ("grokking",)
+# The theory is solved for one configuration: these take one value each.
+SINGLE_VALUED = ("D", "N", "P", "n_test", "eps", "lr_scale", "init_scale", "steps", "log_every")
+
+
+def compare_command(argv: Sequence[str]) -> int:
+    """Run `lazyrich compare ARGS`; returns the exit status (bad input raises)."""
+    def outputs(parser: OneLineParser) -> None:
+        parser.add_argument("--out", required=True, help="image file to write (.png, .pdf, "
+                            ".svg, ...)")
+        parser.add_argument("--theory", choices=list(THEORIES), default="dmft",
+                            help="dmft: the N -> infinity DMFT (default); kernel: the lazy "
+                                 "limit with each run's initial NTK (needs --dynamics network)")
+
+    if argv and not argv[0].startswith("-") and argv[0] not in EXPERIMENTS_WITH_THEORY:
+        raise UsageError(f"experiment {argv[0]!r} has no theory to compare with; theory is "
+                         f"available for: {', '.join(EXPERIMENTS_WITH_THEORY)}")
+    experiment, args, params = parse_sweep("compare", argv, outputs)
+    check_output_file("--out", args.out, image_suffixes())
+    swept = [name for name in SINGLE_VALUED if isinstance(params.get(name), list)]
+    if swept:
+        raise UsageError(f"the theory is solved for one configuration: give one value each for "
+                         f"{', '.join('--' + name for name in swept)} (got several)")
+    dynamics = params.get("dynamics", experiment.parameters["dynamics"].default)
+    if args.theory == "kernel" and dynamics != "network":
+        raise UsageError(f"--theory kernel needs dynamics='network' (got --dynamics "
+                         f"{dynamics}): the lazy limit uses the network's initial NTK")
+    stages = Stages("lazyrich compare", 3)
+    with stages.stage(f"simulation: {runs_in(params)} run(s) of grokking"):
+        ds = sweep(experiment.name, chunk_size=args.chunk_size, progress=not args.no_progress,
+                   **params)
+    scalars = {name: ds.attrs[name] for name in SINGLE_VALUED}
+    with stages.stage(f"theory: {THEORIES[args.theory]}"):
+        theory = _theory(args.theory, ds, scalars)
+    with stages.stage(f"figure {args.out}"):
+        _draw(theory, ds, scalars, THEORIES[args.theory], args.out)
+    stages.wrote([args.out])
+    return 0
+
+
+def _theory(name: str, ds, scalars: dict):
+    # The command line is an application on top of both packages, so it may import dmft.
+    if name == "dmft":
+        from lazyrich.views.theory import dmft_curves
+
+        return dmft_curves(ds, scalars)
+    from dmft.kernel import grokking_lazy_curves
+
+    seeds = ds["seed"].values if "seed" in ds.dims else [ds.attrs["seed"]]
+    return grokking_lazy_curves(seed=seeds, **scalars)
+
+
+def _draw(theory, ds, scalars: dict, label: str, out: str) -> None:
+    import matplotlib.pyplot as plt
+
+    from lazyrich.views.plot import compare
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    for ax, var in zip(axes, ("train_loss", "test_loss"), strict=True):
+        compare(theory, ds, var=var, ax=ax)
+    fig.suptitle(f"grokking: simulation vs {label} (D={scalars['D']}, "
+                 f"N={scalars['N']}, P={scalars['P']})")
+    fig.tight_layout()
+    fig.savefig(out, dpi=130)
+    plt.close(fig)
