@@ -70,7 +70,7 @@ def palimpsest_bytes(n: int, models: int = 1, n_draws: int | None = None) -> int
     """Peak bytes `palimpsest` allocates: the (draws, models, n) log-likelihoods with their noise
     and the (draws, n) order, memorisation, difficulty and reference (measured with tracemalloc).
     """
-    return 8 * (n_draws or 1) * n * (2 * models + 6)
+    return 8 * (n_draws or 1) * n * (2 * models + 7)
 
 
 def palimpsest(n: int, strength, *, n_draws: int | None = None, batch_size: int = 1,
