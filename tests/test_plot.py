@@ -69,3 +69,31 @@ def test_compare_draws_a_dmft_solution_per_alpha(result):
     assert len(lines) == 2
     np.testing.assert_allclose(lines[1].get_xdata(), time[1:])
     np.testing.assert_allclose(lines[1].get_ydata(), values[1, 0].mean(axis=0)[1:])
+
+
+def test_compare_labels_time_with_the_experiments_own_time_unit(result):
+    """The x label is the `time` coordinate's description, set by the engine from the
+    experiment's time scale: step x lr_scale for grokking, examples / D for the teacher."""
+    ax = lazyrich.plot.compare(result[["test_loss"]], result).axes[0]
+    assert ax.get_xlabel() == "time = step x lr_scale"
+    teacher = lazyrich.sweep("teacher", lr=[0.5, 1.0], D=8, steps=8, log_every=4,
+                             progress=False)
+    ax = lazyrich.plot.compare(teacher[["generalisation_error"]].mean("lr"), teacher,
+                               var="generalisation_error", colour_by="lr").axes[0]
+    assert ax.get_xlabel().startswith("time = step x batch_size / D")
+    assert "examples seen per input dimension" in ax.get_xlabel()
+
+
+@pytest.mark.parametrize("experiment, params, accuracy_lines", [
+    ("modular", {"scale": [0.5, 1.0], "p": 5, "width": 8}, 4),   # train and test accuracy
+    ("rnn_rank", {"rank": [1, 2], "N": 8, "eval_batches": 1, "batch_size": 2}, 2),  # accuracy
+])
+def test_learning_curves_add_an_accuracy_panel_where_the_experiment_logs_accuracy(
+        experiment, params, accuracy_lines):
+    """Experiments that log accuracy get a second panel with one line per logged accuracy
+    variable and colour-axis value, on [0, 1]; rank sweeps (`loss` only) draw their loss."""
+    ds = lazyrich.sweep(experiment, steps=4, log_every=2, progress=False, **params)
+    loss_axes, accuracy_axes = lazyrich.plot.learning_curves(ds).axes
+    assert accuracy_axes.get_ylabel() == "accuracy" and accuracy_axes.get_ylim() == (0, 1.02)
+    assert len(accuracy_axes.lines) == accuracy_lines
+    assert len(loss_axes.lines) == accuracy_lines

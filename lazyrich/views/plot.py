@@ -58,12 +58,57 @@ def _draw(ax, ds: xr.Dataset, var: str, colour_axis: str | None, style: str,
                             alpha=0.15, lw=0)
 
 
+def _loss_panel(ax, ds: xr.Dataset, colour_axis: str | None) -> None:
+    if "train_loss" in ds and "test_loss" in ds:
+        _draw(ax, ds, "train_loss", colour_axis, "--", labelled=False)
+        _draw(ax, ds, "test_loss", colour_axis, "-", labelled=True)
+        ax.set_title("train (dashed) and test (solid) loss")
+    else:
+        _draw(ax, ds, "loss", colour_axis, "-", labelled=True)
+        ax.set_title("training loss")
+    if "kernel_test_loss" in ds:
+        ax.axhline(float(ds["kernel_test_loss"].mean()), color="grey", ls=":", lw=1.5,
+                   label="kernel regression (initial NTK)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    cross_entropy = ds.attrs.get("loss") == "cross_entropy"
+    ax.set_ylabel("loss" if "loss" in ds else "cross-entropy" if cross_entropy
+                  else "mean squared error")
+    ax.legend(fontsize=8, loc="lower left")
+
+
+def _accuracy_panel(ax, ds: xr.Dataset, colour_axis: str | None) -> None:
+    if "train_accuracy" in ds and "test_accuracy" in ds:
+        _draw(ax, ds, "train_accuracy", colour_axis, "--", labelled=False)
+        _draw(ax, ds, "test_accuracy", colour_axis, "-", labelled=False)
+        ax.set_title("train (dashed) and test (solid) accuracy")
+    else:
+        _draw(ax, ds, "accuracy", colour_axis, "-", labelled=False)
+        ax.set_title("accuracy")
+    ax.set_xscale("log")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+
+
+def _alignment_panel(ax, ds: xr.Dataset, colour_axis: str | None) -> None:
+    _draw(ax, ds, "alignment", colour_axis, "-", labelled=False)
+    ax.set_xscale("log")
+    ax.set_ylabel(r"$\beta^\top M \beta \,/\, (|\beta|^2 \|M\|_F)$")
+    ax.set_title("alignment of the learned quadratic form with the target")
+    ax.set_ylim(0, 1.02)
+
+
 def learning_curves(ds: xr.Dataset, colour_by: str | None = None, out: str | None = None):
-    """Train (dashed) and test (solid) loss per value of one axis, and the target alignment.
+    """Loss curves per value of one axis, and accuracy and target alignment where logged.
+
+    Panels, left to right: train (dashed) and test (solid) loss (or `loss` alone, e.g. rank
+    sweeps); train and test accuracy (or `accuracy`) if the experiment logs it (digits, modular,
+    rnn_rank); the target alignment if logged (grokking).
 
     Args:
-        ds: a `grokking`-like sweep result with `train_loss`, `test_loss` (and optionally
-            `alignment`, `kernel_test_loss`) over `step`.
+        ds: a sweep result with `train_loss` and `test_loss`, or `loss`, over `step` (and
+            optionally `train_accuracy`/`test_accuracy` or `accuracy`, `alignment`,
+            `kernel_test_loss`).
         colour_by: the sweep axis that sets the colour (default: the first axis other than
             `seed`); every other axis is averaged (mean +- sd band).
         out: if given, the figure is written there (PNG, PDF, ...).
@@ -71,33 +116,20 @@ def learning_curves(ds: xr.Dataset, colour_by: str | None = None, out: str | Non
     Returns:
         the matplotlib Figure.
     """
-    for var in ("train_loss", "test_loss"):
-        if var not in ds:
-            raise ValueError(f"the Dataset has no {var!r}; learning_curves needs train_loss and "
-                             f"test_loss over step (variables: {list(ds.data_vars)})")
+    if not ({"train_loss", "test_loss"} <= set(ds.data_vars) or "loss" in ds):
+        raise ValueError(f"the Dataset has neither train_loss and test_loss nor loss; "
+                         f"learning_curves needs them over step (variables: "
+                         f"{list(ds.data_vars)})")
     colour_axis = _colour_axis(ds, colour_by)
-    panels = 2 if "alignment" in ds else 1
-    fig, axes = plt.subplots(1, panels, figsize=(6.2 * panels, 4.4), squeeze=False)
-    ax = axes[0, 0]
-    _draw(ax, ds, "train_loss", colour_axis, "--", labelled=False)
-    _draw(ax, ds, "test_loss", colour_axis, "-", labelled=True)
-    if "kernel_test_loss" in ds:
-        ax.axhline(float(ds["kernel_test_loss"].mean()), color="grey", ls=":", lw=1.5,
-                   label="kernel regression (initial NTK)")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("mean squared error")
-    ax.set_title("train (dashed) and test (solid) loss")
-    ax.legend(fontsize=8, loc="lower left")
-    if panels == 2:
-        ax = axes[0, 1]
-        _draw(ax, ds, "alignment", colour_axis, "-", labelled=False)
-        ax.set_xscale("log")
+    panels = [_loss_panel]
+    if {"train_accuracy", "test_accuracy"} <= set(ds.data_vars) or "accuracy" in ds:
+        panels.append(_accuracy_panel)
+    if "alignment" in ds:
+        panels.append(_alignment_panel)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 4.4), squeeze=False)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        panel(ax, ds, colour_axis)
         ax.set_xlabel("step")
-        ax.set_ylabel(r"$\beta^\top M \beta \,/\, (|\beta|^2 \|M\|_F)$")
-        ax.set_title("alignment of the learned quadratic form with the target")
-        ax.set_ylim(0, 1.02)
     title = ds.attrs.get("experiment", "")
     if "D" in ds.attrs and "N" in ds.attrs and "P" in ds.attrs:
         title += f"  (D={ds.attrs['D']}, N={ds.attrs['N']}, P={ds.attrs['P']})"
@@ -114,6 +146,13 @@ def _time_of(ds: xr.Dataset, selection: dict) -> np.ndarray:
                          "get one from their experiment's time scale, e.g. step x lr_scale)")
     time = ds["time"]
     return time.sel({k: v for k, v in selection.items() if k in time.dims}).values
+
+
+def time_label(ds: xr.Dataset) -> str:
+    """Axis label of the `time` coordinate, from the description the engine gives it (the
+    experiment's time scale: "step x lr_scale", "step x batch_size / D ...")."""
+    description = ds["time"].attrs.get("description") if "time" in ds.coords else None
+    return f"time = {description}" if description else "time"
 
 
 def compare(theory: xr.Dataset, simulation: xr.Dataset, var: str = "test_loss",
@@ -169,7 +208,7 @@ def compare(theory: xr.Dataset, simulation: xr.Dataset, var: str = "test_loss",
                 label=theory.attrs.get("theory", "theory"))
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("time = step x learning rate / N")
+    ax.set_xlabel(time_label(simulation))
     ax.set_ylabel(var)
     ax.legend(fontsize=7)
     fig.tight_layout()
