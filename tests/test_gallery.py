@@ -5,11 +5,23 @@ import pytest
 from lazyrich.views.gallery import FIGURES, make_gallery
 
 
-def test_teacher_figure_is_written(tmp_path):
-    (path,) = make_gallery(str(tmp_path), ["teacher"])
+def test_teacher_figure_is_written_and_its_stages_reported(tmp_path, capsys):
+    """`lazyrich gallery --only teacher` announces the figure as it starts, times it, and ends
+    with the file it wrote."""
+    from lazyrich.views.cli import main
+
+    out = tmp_path / "figures"
+    assert main(["gallery", "--only", "teacher", "--out", str(out)]) == 0
+    path = out / "teacher.png"
     with open(path, "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
-    assert (tmp_path / "teacher.png").stat().st_size > 20_000
+    assert path.stat().st_size > 20_000
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("lazyrich gallery: [1/1] teacher: Online SGD") and \
+        lines[0].endswith("...")
+    assert " done in " in lines[1]
+    assert lines[-2:-1] == [f"lazyrich gallery: wrote {path}"]
+    assert lines[-1].startswith("lazyrich gallery: finished in ")
 
 
 def test_unknown_figures_are_refused(tmp_path):
