@@ -72,7 +72,9 @@ def count_inversions(values) -> np.ndarray:
     """
     values = np.asarray(values)
     if values.dtype.kind not in "iub" or (values.size and values.min() < 0):
-        raise ValueError(f"values must be non-negative integers, got dtype {values.dtype}")
+        smallest = values.min().item() if values.size and values.dtype.kind in "iubf" else None
+        raise ValueError(f"values must be non-negative integers; got dtype {values.dtype}, "
+                         f"smallest {smallest!r}")
     shape, n = values.shape[:-1], values.shape[-1]
     dtype = np.int32 if n < 2**31 - 1 else np.int64
     sequence = values.reshape(-1, n).astype(dtype)

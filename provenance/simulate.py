@@ -23,7 +23,12 @@ import numbers
 
 import numpy as np
 
-from lazyrich.core.checks import check_positive_integer, check_seed, require_memory
+from lazyrich.core.checks import (
+    check_finite,
+    check_positive_integer,
+    check_seed,
+    require_memory,
+)
 from provenance.correlation import METHODS, check_choice
 from provenance.kendall_tau import kendall
 from provenance.query import STATISTICS
@@ -153,7 +158,7 @@ def power_curve(strengths, sizes, *, n_draws: int = 100, alpha: float = 0.05,
     _check_real("alpha", alpha)
     if not 0 < alpha < 1:
         raise ValueError(f"alpha={alpha!r} is not allowed; alpha must lie in (0, 1)")
-    strengths = np.atleast_1d(_real_array("strengths", strengths))
+    strengths = np.atleast_1d(check_finite("strengths", _real_array("strengths", strengths)))
     sizes = list(np.atleast_1d(np.asarray(sizes, dtype=object)))
     if not sizes or not all(isinstance(size, numbers.Integral) and not isinstance(size, bool)
                             and size >= 3 for size in sizes):

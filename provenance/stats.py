@@ -30,6 +30,7 @@ from provenance.correlation import (
     ALTERNATIVES,
     METHODS,
     CorrelationResult,
+    as_floats,
     as_pair,
     check_choice,
     check_extremes,
@@ -51,7 +52,7 @@ SPEARMAN_BLOCK_BYTES = 24  # per shuffled value: key bits, the shuffled ranks, t
 
 def rankdata(x, axis: int = -1) -> np.ndarray:
     """Ranks 1..n along `axis`, ties given their average rank (O(n log n), float64)."""
-    x = np.moveaxis(np.asarray(x, np.float64), axis, -1)
+    x = np.moveaxis(as_floats("x", x), axis, -1)
     return np.moveaxis(_ranks(x, "x", axis, constant_ok=True), -1, axis)
 
 
