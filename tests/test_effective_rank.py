@@ -80,3 +80,22 @@ def test_bad_input_is_refused(args, fragment):
     with pytest.raises(ValueError) as info:
         lazyrich.effective_rank(*args)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize("matrix,error,fragment", [
+    (np.array([[1.0, np.nan], [0.0, 1.0]]), ValueError, "1 NaN or infinite"),
+    (np.array([[1.0, np.inf], [0.0, 1.0]]), ValueError, "NaN or infinite"),
+    (np.eye(3) * (1 + 1j), TypeError, "complex"),
+    (np.array([["a", "b"], ["c", "d"]]), TypeError, "dtype"),
+])
+def test_nan_and_complex_matrices_are_refused(matrix, error, fragment):
+    for kind in ("entropy", "hard", "eigenvalue"):
+        with pytest.raises(error, match=fragment):
+            lazyrich.effective_rank(matrix, kind=kind)
+
+
+def test_traced_matrices_still_work_inside_jit():
+    import jax
+
+    value = jax.jit(lambda w: lazyrich.effective_rank(w, kind="participation"))(np.eye(4))
+    assert float(value) == pytest.approx(4.0)

@@ -11,6 +11,7 @@ last run so all chunks share one compiled shape.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -178,9 +179,14 @@ def in_requested_order(ds: xr.Dataset, requested: Grid) -> xr.Dataset:
     for axis in requested.axes:
         held = list(ds[axis.name].values)
         positions[axis.name] = [held.index(value) for value in axis.values]
-    ds = ds.isel(positions).transpose(*(a.name for a in requested.axes), ...)
-    ds.attrs["config"] = json.dumps(requested.config())
-    return ds
+    order = [a.name for a in requested.axes]
+    moved = ds.isel(positions).transpose(*order, ...)
+    coords = {name: moved.coords[name] for name in order}
+    coords.update({name: moved.coords[name] for name in moved.coords if name not in coords})
+    ordered = xr.Dataset({name: moved[name].variable for name in moved.data_vars},
+                         coords=coords, attrs=dict(moved.attrs))
+    ordered.attrs["config"] = json.dumps(requested.config())
+    return ordered
 
 
 def _sweep_grid(grid: Grid, store: str | None, overwrite: bool, chunk_size, vmap_size,
@@ -226,7 +232,8 @@ def _sweep_grid(grid: Grid, store: str | None, overwrite: bool, chunk_size, vmap
     done_before = (grid.n_runs - sum(len(j.index) for j in jobs)) * steps
     with tqdm(total=grid.n_runs * steps, unit="step", unit_scale=True, disable=not progress,
               desc=f"sweep {exp.name} ({grid.n_runs} runs)", initial=done_before,
-              dynamic_ncols=True) as bar, reporting(bar.update if progress else None):
+              dynamic_ncols=True) as bar, \
+            reporting(bar.update) if progress else contextlib.nullcontext():
         for job, values in run_chunks(exp, grid, columns, jobs, ntk_steps):
             if run_store is not None:
                 run_store.write_chunk(job.static_index, job.chunk_index, values)

@@ -81,7 +81,8 @@ def _results_bytes(full_shapes: dict) -> int:
 
 def _shape_parameters(grid: Grid, static: Mapping[str, Any]) -> str:
     names = [k for k, spec in grid.experiment.parameters.items()
-             if spec.static and spec.kind == "int" and k in static]
+             if spec.static and spec.kind == "int" and k in static
+             and k not in ("steps", "log_every")]
     return ", ".join(f"{k}={static[k]}" for k in names)
 
 

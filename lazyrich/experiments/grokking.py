@@ -186,7 +186,7 @@ def step(state: dict, p: dict) -> dict:
 
 
 def _statistics(v: jax.Array, M: jax.Array, beta: jax.Array, coefficients) -> dict:
-    dim = beta.shape[0]
+    dim = float(beta.shape[0])  # a Python int D**2 overflows int32 for D > 46340
     beta_m_beta = beta @ M @ beta
     frob = jnp.sqrt(jnp.sum(M * M))
     return {

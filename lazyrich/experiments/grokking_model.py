@@ -113,7 +113,7 @@ def moments_step(deviation: dict, initial: dict, residual: jax.Array, x: jax.Arr
     n_train, dim = x.shape
     k = 2.0 * lr_scale / alpha
     b = x.T @ residual / (n_train * jnp.sqrt(dim))
-    g = (x.T * residual) @ x / (n_train * dim)
+    g = (x.T * residual) @ x / (float(n_train) * dim)  # a Python int product overflows int32
     m = initial["m0"] + deviation["dm"]
     s = initial["S0"] + deviation["dS"]
     c = initial["S0"] + deviation["dC"]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import xlogy
 
 KINDS = ("hard", "entropy", "participation", "stable", "nuclear", "eigenvalue")
@@ -37,6 +38,26 @@ def _check(W: jax.Array, kind: str, tol) -> None:
         raise ValueError(f"tol={tol!r} applies to kind='hard' only (got kind={kind!r})")
     if tol is not None and not 0 < float(tol) < 1:
         raise ValueError(f"tol={tol!r} is out of range; tol must be in (0, 1)")
+
+
+def _check_values(W) -> None:
+    """Refuse complex, non-numeric and non-finite W (values only when W is concrete)."""
+    dtype = getattr(W, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jnp.complexfloating):
+        raise TypeError(f"W is complex ({dtype}); effective_rank needs real matrices")
+    try:
+        values = np.asarray(W)
+    except jax.errors.TracerArrayConversionError:
+        return
+    if np.iscomplexobj(values):
+        raise TypeError(f"W is complex ({values.dtype}); effective_rank needs real matrices")
+    if not (np.issubdtype(values.dtype, np.number) or values.dtype == bool):
+        raise TypeError(f"W has dtype {values.dtype}; effective_rank needs real numeric "
+                        f"matrices")
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise ValueError(f"W has {int(finite.size - finite.sum())} NaN or infinite entries; "
+                         f"effective_rank needs finite matrices")
 
 
 def _eigenvalue_ratio(W: jax.Array) -> jax.Array:
@@ -58,8 +79,12 @@ def effective_rank(W, kind: str = "entropy", tol: float | None = None) -> jax.Ar
         `jnp.linalg.eigvals`, which JAX implements on CPU only.
 
     Raises:
-        ValueError: unknown kind, W not a matrix, a non-square W for "eigenvalue", or a bad tol.
+        TypeError: complex or non-numeric W.
+        ValueError: unknown kind, W not a matrix, a non-square W for "eigenvalue", a bad tol,
+            or NaN / inf entries (checked on concrete arrays; traced ones inside `jit` are
+            checked for dtype only).
     """
+    _check_values(W)
     W = jnp.asarray(W)
     if not jnp.issubdtype(W.dtype, jnp.floating):
         W = W.astype(jnp.result_type(float))

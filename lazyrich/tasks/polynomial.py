@@ -75,7 +75,7 @@ def quadratic_model_population_loss(v: jax.Array, M: jax.Array, beta: jax.Array,
     Returns:
         scalar population mean squared error.
     """
-    dim = beta.shape[0]
+    dim = float(beta.shape[0])  # a Python int D**2 overflows int32 for D > 46340
     variance = beta @ beta / dim
     trace_m = jnp.trace(M)
     frob2_m = jnp.sum(M * M)
