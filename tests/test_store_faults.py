@@ -102,7 +102,7 @@ def test_two_writers_on_one_new_store_take_turns_and_agree(tmp_path):
     processes = [subprocess.Popen([sys.executable, "-c", WRITER, path], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [process.communicate(timeout=300) for process in processes]
-    for process, (out, err) in zip(processes, outputs, strict=True):
+    for process, (_out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err
         assert "overwrite" not in err
     assert outputs[0][0] == outputs[1][0]
