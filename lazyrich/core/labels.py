@@ -28,6 +28,12 @@ def open_store(path: str | os.PathLike) -> xr.Dataset:
     """
     from lazyrich.core.store import read_store
 
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path={path!r} has type {type(path).__name__}; path must be the "
+                        f"directory of a sweep store")
+    if not os.path.isdir(path):
+        raise ValueError(f"path={os.fspath(path)!r} is not a directory; lazyrich.open reads a "
+                         f"sweep store (sweep(..., store=path)); use lazyrich.load for .nc files")
     description, flat, finished = read_store(path)
     exp = get_experiment(description["experiment"])
     grid = make_grid(exp, {**description["axes"], **description["parameters"]})

@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from lazyrich.core.checks import require_memory
+
 DEFAULT_JACOBIAN_ELEMENTS = 1 << 23
 
 
@@ -58,6 +60,8 @@ def empirical_ntk(fn: Callable, params, *, wrt: Sequence[str] | None = None,
 
     Raises:
         TypeError / ValueError: bad `wrt` or `chunk_size`.
+        MemoryEstimateError: the (P, P) kernel and a chunk's Jacobian rows would not fit in
+            the memory this process may use (checked from shapes, before anything runs).
     """
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
                                    or chunk_size < 1):
@@ -74,6 +78,13 @@ def empirical_ntk(fn: Callable, params, *, wrt: Sequence[str] | None = None,
     n_params = sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(variable))
     chunk_size = min(chunk_size or default_chunk_size(n_outputs, n_params), n_outputs)
     n_chunks = -(-n_outputs // chunk_size)
+    itemsize = outputs.dtype.itemsize
+    # the kernel, a chunk's one-hot cotangents and Jacobian rows, and their images
+    require_memory(itemsize * (n_chunks * chunk_size * n_outputs + chunk_size * n_outputs
+                               + chunk_size * n_params + chunk_size * n_outputs),
+                   f"empirical_ntk of {n_outputs} outputs x {n_params} parameters "
+                   f"(chunks of {chunk_size} outputs)",
+                   f"lower chunk_size= (now {chunk_size}) or take the kernel on fewer outputs")
 
     def block(start):
         index = start + jnp.arange(chunk_size)
