@@ -146,10 +146,22 @@ def test_miniature_query_test_separates_derivatives_from_independent(documents):
     assert sum(f < -3 for f in finetune) >= 2
 
 
-def test_demo_cli_end_to_end(tmp_path):
+def test_demo_cli_end_to_end(tmp_path, capsys):
     """`main` on the miniature configuration writes the netCDF results, a JSON summary and
-    both figures, with a p-value for every derivative and every sampled-token count."""
+    both figures, with a p-value for every derivative and every sampled-token count; it reports
+    every stage on stderr as it starts and ends (with its time) and ends by listing its files."""
     assert demo.main(["--size", "mini", "--out-dir", str(tmp_path)]) == 0
+    out, err = capsys.readouterr()
+    stages = ["loading the stdlib corpus", "training Alice", "reshuffled copies",
+              "reference and independent", "fine-tuning Bob", "query test",
+              "observational tests", "writing results and figures"]
+    lines = err.splitlines()
+    for stage in stages:
+        started = [i for i, line in enumerate(lines) if stage in line and line.endswith("...")]
+        ended = [i for i, line in enumerate(lines) if stage in line and "done in" in line]
+        assert len(started) == len(ended) == 1 and started[0] < ended[0], (stage, err)
+    assert out.splitlines()[-1] == "wrote " + ", ".join(
+        str(tmp_path / name) for name in demo.OUTPUT_FILES)
     for name in ("palimpsest.nc", "summary.json", "query.png", "observational.png"):
         assert (tmp_path / name).stat().st_size > 0
     report = json.loads((tmp_path / "summary.json").read_text())
