@@ -36,6 +36,8 @@ import numpy as np
 import xarray as xr
 from jax import lax
 
+from dmft import checks
+from lazyrich.core.checks import check_positive_integer, require_memory
 from lazyrich.tasks.committee import generalisation_error
 
 
@@ -155,12 +157,14 @@ def _integrate(Q, R, T, lr, output_scale, *, centred: bool, batch_size: int, dt:
             jnp.concatenate([e0[None], errors]))
 
 
-def _check(name: str, value, positive: bool = True) -> float:
-    value = float(value)
-    if not np.isfinite(value) or (positive and value <= 0):
-        raise ValueError(f"{name}={value!r} must be a {'positive ' if positive else ''}"
-                         f"finite number")
-    return value
+def output_bytes(n_runs: int, n_log: int, n_student: int, n_teacher: int, itemsize: int,
+                 centred: bool = False) -> float:
+    """Peak bytes of `solve`: the logged Q, R and error at n_log + 1 times for each of n_runs
+    runs, held three times (the scan's output, the concatenation with t = 0, the host copy),
+    and each run's I4 tensor over n = (2 if centred else 1) M + K fields with its temporaries."""
+    fields = (2 if centred else 1) * n_student + n_teacher
+    logged = (n_log + 1) * (n_student**2 + n_student * n_teacher + 1)
+    return float(itemsize) * n_runs * (3.0 * logged + 8.0 * fields**4)
 
 
 def solve(lr, Q, R, T, *, t_max: float, dt: float = 0.01, log_every: int = 10,
@@ -185,19 +189,19 @@ def solve(lr, Q, R, T, *, t_max: float, dt: float = 0.01, log_every: int = 10,
         T (.., teacher, other_teacher), generalisation_error (.., time); dims `lr` (if 1-d),
         then `batch_dims`, then `time` (a coordinate in the simulation's time units).
     """
-    dt, t_max = _check("dt", dt), _check("t_max", t_max)
-    _check("output_scale", output_scale)
+    dt, t_max = checks.number("dt", dt), checks.number("t_max", t_max)
+    checks.number("output_scale", output_scale)
+    check_positive_integer("log_every", log_every)
+    check_positive_integer("batch_size", batch_size)
     if t_max < dt:
         raise ValueError(f"t_max={t_max!r} is shorter than dt={dt!r}")
     n_steps = round(t_max / dt)
     if abs(n_steps * dt - t_max) > 1e-9 * t_max or n_steps % log_every:
         raise ValueError(f"t_max={t_max!r} must be a multiple of dt x log_every = "
                          f"{dt * log_every!r}")
-    lrs = np.atleast_1d(np.asarray(lr, float))
-    if lrs.ndim != 1 or not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
-        raise ValueError(f"lr={lr!r} must be a positive finite scalar or 1-d array")
+    lrs = checks.values("lr", lr)
     dtype = jnp.result_type(float)
-    Q, R, T = (jnp.asarray(a, dtype) for a in (Q, R, T))
+    Q, R, T = (checks.finite_array(name, a) for name, a in (("Q", Q), ("R", R), ("T", T)))
     n_batch = len(batch_dims)
     if Q.ndim != 2 + n_batch or R.ndim != 2 + n_batch or T.ndim != 2 + n_batch:
         raise ValueError(f"Q, R, T must have {n_batch} leading batch dims ({batch_dims}) "
@@ -206,10 +210,18 @@ def solve(lr, Q, R, T, *, t_max: float, dt: float = 0.01, log_every: int = 10,
             or T.shape[-2:] != (R.shape[-1],) * 2:
         raise ValueError(f"inconsistent overlap shapes Q {Q.shape}, R {R.shape}, T {T.shape}: "
                          f"need Q (M, M), R (M, K), T (K, K)")
+    n_runs = lrs.size * int(np.prod(Q.shape[:-2]))
+    n_log = n_steps // log_every
+    require_memory(output_bytes(n_runs, n_log, R.shape[-2], R.shape[-1],
+                                jnp.dtype(dtype).itemsize, centred),
+                   f"dmft.committee.solve logging {n_log + 1} times ({n_steps} RK4 steps of "
+                   f"dt={dt:g} to t_max={t_max:g}, every log_every={log_every}) for {n_runs} "
+                   f"run(s)", "log less often (raise log_every=), raise dt=, or shorten t_max=")
+    Q, R, T = (jnp.asarray(a, dtype) for a in (Q, R, T))
 
     def one(q, r, t, rate):
         return _integrate(q, r, t, rate, output_scale, centred=centred, batch_size=batch_size,
-                          dt=dt, n_log=n_steps // log_every, log_every=log_every)
+                          dt=dt, n_log=n_log, log_every=log_every)
 
     run = one
     for _ in range(n_batch):
@@ -221,7 +233,7 @@ def solve(lr, Q, R, T, *, t_max: float, dt: float = 0.01, log_every: int = 10,
         lead = list(batch_dims)
     else:
         lead = ["lr", *batch_dims]
-    time = np.arange(n_steps // log_every + 1) * dt * log_every
+    time = np.arange(n_log + 1) * dt * log_every
     coords = {"time": time}
     if np.ndim(lr) != 0:
         coords["lr"] = lrs

@@ -30,7 +30,7 @@ response paths; memory O(M n r + M^2 + M_R n^2). The path machinery is in
 
 from __future__ import annotations
 
-import math
+import sys
 from contextlib import contextmanager
 
 import jax
@@ -39,7 +39,13 @@ import numpy as np
 import scipy.special
 import xarray as xr
 
+from dmft import checks
 from dmft import grokking_paths as paths_
+from dmft.fixed_point import damped_iteration
+from dmft.grokking_cost import Cost, default_dt, estimate_cost, stability_limit_dt
+from lazyrich.core.checks import check_positive_integer, check_seed, require_memory
+
+__all__ = ["VARIABLES", "Cost", "default_dt", "estimate_cost", "solve", "stability_limit_dt"]
 
 VARIABLES = {
     "train_loss": "training-set MSE of the centred prediction (sample-path average)",
@@ -61,16 +67,6 @@ def _float64():
         yield
     finally:
         jax.config.update("jax_enable_x64", previous)
-
-
-def _check_positive(name: str, value, allow_zero: bool = False) -> np.ndarray:
-    array = np.atleast_1d(np.asarray(value, dtype=np.float64))
-    if array.ndim != 1 or array.size == 0 or not np.all(np.isfinite(array)):
-        raise ValueError(f"{name}={value!r}: must be a finite number or a 1-d list of them")
-    if np.any(array < 0) or (not allow_zero and np.any(array == 0)):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name}={value!r}: every value must be {bound}")
-    return array
 
 
 def _iterate(state, p, z, mixing, n_response, rank):
@@ -95,20 +91,23 @@ def _iterate(state, p, z, mixing, n_response, rank):
     new_forces, delta, nu, a, m, rows = paths_.paths(chi, z, kernel, bulk, factor, a2, p,
                                                      rows=rows)
 
-    def one(args):
-        return paths_.path_response(*args, nu, kernel, bulk, p)
+    def accumulate(totals, args):
+        response, bulk_response = paths_.path_response(*args, nu, kernel, bulk, p)
+        return (totals[0] + response, totals[1] + bulk_response), None
 
+    # summed in a scan, not stacked: memory O(n^2) instead of O(M_R n^2)
+    n = delta.shape[1]
     picked = (a[:n_response], m[:n_response], delta[:n_response], rows[:n_response],
               z[:n_response])
-    responses, bulk_responses = jax.lax.map(one, picked, batch_size=None)
+    (responses, bulk_responses), _ = jax.lax.scan(
+        accumulate, (jnp.zeros((n, n, 2, 2)), jnp.zeros((n, n))), picked)
     # equal-time blocks R_kk equal the local Jacobian dPhi_k / da_k of each path (the memory
     # terms are strictly causal): average them over all M paths, the memory over M_R paths
-    n = delta.shape[1]
     local = paths_.local_jacobian(a, m, z, nu, p)                          # (M, n, 2, 2)
     equal_time = jnp.eye(n)[:, :, None, None]
-    new_response = (jnp.mean(responses, axis=0) * (1 - equal_time)
+    new_response = (responses / n_response * (1 - equal_time)
                     + equal_time * jnp.mean(local, axis=0)[:, None])
-    off_diagonal = jnp.mean(bulk_responses, axis=0) * (1 - jnp.eye(n))
+    off_diagonal = bulk_responses / n_response * (1 - jnp.eye(n))
     new_response_g = off_diagonal + eps / alpha * jnp.diag(jnp.mean(delta, axis=0))
     weighted = delta[:, :, None] * rows                                  # (M, n, r)
     new_noise_g = (eps / alpha) ** 2 * jnp.einsum("mkr,mjr->kj", weighted, weighted) / z.shape[0]
@@ -153,26 +152,63 @@ def _statistics(out, alpha, eps, dim, scale):
             "bulk_variance": out["bulk"]}
 
 
-def solve(alpha, eps, P_over_D: float, lr_scale: float = 0.5, t_max: float = 10_000.0,
-          dt: float = 50.0, *, D: int = 100, target_scale=1.0, n_samples: int = 1000,
+def _check_arguments(args: dict) -> dict:
+    """Validated copies of solve's arguments (see its docstring for what is allowed)."""
+    out = {"alpha": checks.values("alpha", args["alpha"]),
+           "eps": checks.values("eps", args["eps"], inclusive=True),
+           "target_scale": checks.values("target_scale", args["target_scale"]),
+           "P_over_D": checks.values("P_over_D", args["P_over_D"]),
+           "lr_scale": checks.number("lr_scale", args["lr_scale"]),
+           "t_max": checks.number("t_max", args["t_max"]),
+           "damping": checks.number("damping", args["damping"], maximum=1.0),
+           "tol": checks.number("tol", args["tol"], inclusive=True)}
+    for name, low in (("D", 2), ("n_samples", 8), ("n_response", 1), ("max_iter", 1),
+                      ("bulk_rank", 1)):
+        check_positive_integer(name, args[name], minimum=low)
+        out[name] = int(args[name])
+    out["seed"] = check_seed(args["seed"])
+    if out["n_response"] > out["n_samples"]:
+        raise ValueError(f"n_response={out['n_response']} must not exceed "
+                         f"n_samples={out['n_samples']}")
+    limit = stability_limit_dt(out["D"], out["P_over_D"])
+    if args["dt"] is None:
+        out["dt"] = default_dt(out["t_max"], out["D"], out["P_over_D"])
+    else:
+        out["dt"] = checks.number("dt", args["dt"])
+    if out["t_max"] < out["dt"]:
+        raise ValueError(f"t_max={out['t_max']!r} must be at least dt={out['dt']!r}")
+    if out["dt"] >= limit:
+        raise ValueError(f"dt={out['dt']!r} is beyond the explicit scheme's stability limit "
+                         f"dt < {limit:.4g} = D / (1 + P_over_D^-1/2)^2 for D={out['D']}, "
+                         f"P_over_D={out['P_over_D'].min():g}; leave dt=None for "
+                         f"{default_dt(out['t_max'], out['D'], out['P_over_D']):.4g}")
+    return out
+
+
+def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
+          dt: float | None = None, *, D: int = 100, target_scale=1.0, n_samples: int = 1000,
           n_response: int = 64, bulk_rank: int = 48,
           damping: float = 0.6, tol: float = 1e-6, max_iter: int = 200,
-          seed: int = 0) -> xr.Dataset:
-    """DMFT learning curves of the infinite-width grokking model, batched over alpha and eps.
+          seed: int = 0, progress: bool = True) -> xr.Dataset:
+    """DMFT learning curves of the infinite-width grokking model, batched over alpha, eps,
+    target_scale and P_over_D.
 
     Args:
         alpha, eps: output scale(s) and quadratic coefficient(s); scalars or 1-d lists, every
             combination is solved (vmap).
-        P_over_D: lam = P / D, training examples per input dimension.
+        P_over_D: lam = P / D, training examples per input dimension; a scalar, or a 1-d list
+            batched like alpha (then a `P_over_D` dimension of the result).
         lr_scale: the simulation's learning rate per hidden unit; only sets `step` = time /
             lr_scale (gradient flow in time; GD at this lr_scale agrees to O(lr_scale / D)).
-        t_max, dt: horizon and grid spacing in simulation time units (time = step x lr_scale).
+        t_max, dt: horizon and grid spacing in simulation time units (time = step x lr_scale);
+            dt=None takes half the stability limit D / (1 + lam^-1/2)^2 (`default_dt`).
         D: input dimension; enters only the time unit (s = t / D) and the spike's initial
             overlap nu(0) = 1/sqrt(D) (the grokking time grows like D log D).
         n_samples: Monte Carlo sample paths M; n_response: paths whose exact responses give
             the memory part of R and R_g (equal-time parts average all M paths).
         damping: weight of the new iterate; tol: stop when the largest change of the train and
-            test curves relative to their scale is below tol; max_iter: iteration cap.
+            test curves relative to their scale is below tol; max_iter: iteration cap (reaching
+            it warns `dmft.ConvergenceWarning`).
         target_scale: b in y = b z^2, z = beta . x / |beta| (b = |beta|^2 / D of a finite-D
             teacher; 1 in the limit); scalar or 1-d list, batched like alpha and eps.
         bulk_rank: rank kept of the bulk field covariance C_g (n x n; its spectrum decays
@@ -180,84 +216,82 @@ def solve(alpha, eps, P_over_D: float, lr_scale: float = 0.5, t_max: float = 10_
             to the top one).
         seed: seed of the fixed Monte Carlo draws (z is stratified: normal quantiles of
             (i + 1/2) / M in a random order).
+        progress: show the iteration, residual and estimated time left.
 
     Returns:
-        Dataset over (alpha, eps, target_scale, time) with the variables in `VARIABLES`,
-        coordinates `time` (simulation units) and `step` = time / lr_scale; attrs
+        Dataset over (alpha, eps, target_scale[, P_over_D], time) with the variables in
+        `VARIABLES`, coordinates `time` (simulation units) and `step` = time / lr_scale; attrs
         `iterations`, `residual` (final relative change), `converged`.
+
+    Raises:
+        MemoryEstimateError (a MemoryError) before allocating when `estimate_cost` says the
+        arrays would not fit.
     """
-    alphas, epss = _check_positive("alpha", alpha), _check_positive("eps", eps, True)
-    scales = _check_positive("target_scale", target_scale)
-    lam = float(_check_positive("P_over_D", P_over_D)[0])
-    lr_scale = float(_check_positive("lr_scale", lr_scale)[0])
-    dt, t_max = float(_check_positive("dt", dt)[0]), float(_check_positive("t_max", t_max)[0])
-    if t_max < dt:
-        raise ValueError(f"t_max={t_max!r} must be at least dt={dt!r}")
-    if not isinstance(D, int | np.integer) or D < 2:
-        raise ValueError(f"D={D!r}: must be an integer >= 2")
-    for name, value, low in (("n_samples", n_samples, 8), ("n_response", n_response, 1),
-                             ("max_iter", max_iter, 1), ("bulk_rank", bulk_rank, 1)):
-        if not isinstance(value, int | np.integer) or value < low:
-            raise ValueError(f"{name}={value!r}: must be an integer >= {low}")
-    if n_response > n_samples:
-        raise ValueError(f"n_response={n_response} must not exceed n_samples={n_samples}")
-    if not 0 < damping <= 1:
-        raise ValueError(f"damping={damping!r}: must be in (0, 1]")
-    ds = dt / D
-    fastest = 2 * (1 + 1 / math.sqrt(lam)) ** 2     # top of the Marchenko-Pastur rate
-    if ds * fastest >= 2:
-        raise ValueError(f"dt={dt!r} is beyond the explicit scheme's stability limit "
-                         f"dt < {2 * D / fastest:.4g} for D={D}, P_over_D={lam}")
-    n = int(round(t_max / dt)) + 1
+    a = _check_arguments(locals())
+    alphas, epss, scales, lams = a["alpha"], a["eps"], a["target_scale"], a["P_over_D"]
+    dt, n_samples, n_response = a["dt"], a["n_samples"], a["n_response"]
+    batch = alphas.size * epss.size * scales.size * lams.size
+    cost = estimate_cost(a["t_max"], dt, D=a["D"], P_over_D=lams, batch=batch,
+                         n_samples=n_samples, n_response=n_response, bulk_rank=a["bulk_rank"])
+    require_memory(cost.memory_bytes,
+                   f"dmft.grokking.solve with {cost.time_points} time points (t_max="
+                   f"{a['t_max']:g}, dt={dt:.4g}), {batch} parameter point(s), n_samples="
+                   f"{n_samples}, bulk_rank={a['bulk_rank']}",
+                   f"raise dt= (stable up to {stability_limit_dt(a['D'], lams):.4g}), shorten "
+                   f"t_max=, or solve fewer alpha/eps/target_scale/P_over_D values at once")
+    n, ds = cost.time_points, dt / a["D"]
     with _float64():
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(a["seed"])
         quantiles = scipy.special.ndtri((np.arange(n_samples) + 0.5) / n_samples)
         z = jnp.asarray(rng.permutation(quantiles))
         # Haar orthogonal mixing: the fields' empirical covariance is G10 exactly
         orthogonal, upper = np.linalg.qr(rng.normal(size=(n_samples, n_samples)))
         mixing = jnp.asarray(orthogonal * np.sign(np.diag(upper)))
-        grid = [jnp.asarray(g.ravel()) for g in np.meshgrid(alphas, epss, scales,
+        grid = [jnp.asarray(g.ravel()) for g in np.meshgrid(alphas, epss, scales, lams,
                                                             indexing="ij")]
+        rank = min(a["bulk_rank"], n)
 
-        def iterate(state, alpha_1, eps_1, scale_1):
-            p = {"alpha": alpha_1, "eps": eps_1, "lam": lam, "ds": ds, "dim": D,
+        def iterate(state, alpha_1, eps_1, scale_1, lam_1):
+            p = {"alpha": alpha_1, "eps": eps_1, "lam": lam_1, "ds": ds, "dim": a["D"],
                  "scale": scale_1}
             new, out = _iterate(state, p, z, mixing, n_response, rank)
-            stats = _statistics(out, alpha_1, eps_1, D, scale_1)
-            return new, (stats, out["dropped"])
+            return new, (_statistics(out, alpha_1, eps_1, a["D"], scale_1), out["dropped"])
 
         batched = jax.jit(jax.vmap(iterate))
-        batch = grid[0].shape[0]
-        rank = min(int(bulk_rank), n)
         state = (jnp.zeros((batch, n_samples, n, 2)), jnp.zeros((batch, n, n, 2, 2)),
                  jnp.zeros((batch, n, n)), jnp.zeros((batch, n, n)), jnp.zeros((batch, n, n)),
                  jnp.zeros((batch, n)), jnp.zeros((batch, n_samples, n)))
-        previous, residual, iterations = None, np.inf, 0
-        while iterations < max_iter and residual > tol:
-            new, (stats, dropped) = batched(state, *grid)
-            state = jax.tree_util.tree_map(lambda old, upd: (1 - damping) * old + damping * upd,
-                                           state, new)
-            curves = np.stack([np.asarray(stats["train_loss"]), np.asarray(stats["test_loss"])])
-            if previous is not None:
-                scale = np.max(np.abs(curves), axis=-1, keepdims=True)
-                residual = float(np.max(np.abs(curves - previous) / scale))
-            previous, iterations = curves, iterations + 1
-        stats = {k: np.asarray(v, np.float64).reshape(len(alphas), len(epss), len(scales), n)
-                 for k, v in stats.items()}
+        if progress:
+            print(f"dmft.grokking.solve: {cost}", file=sys.stderr)
+        _, (stats, dropped), iterations, residual = damped_iteration(
+            lambda s: batched(s, *grid), state,
+            lambda out: np.stack([out[0]["train_loss"], out[0]["test_loss"]]),
+            damping=a["damping"], tol=a["tol"], max_iter=a["max_iter"], progress=progress,
+            what="dmft.grokking.solve",
+            knobs="raise n_samples= (Monte Carlo noise floors the residual near 1/sqrt(M))")
+        shape = (alphas.size, epss.size, scales.size, lams.size, n)
+        stats = {k: np.asarray(v, np.float64).reshape(shape) for k, v in stats.items()}
     if not all(np.all(np.isfinite(v)) for v in stats.values()):
         raise ValueError(f"the iteration diverged (dt={dt!r}): the explicit scheme needs "
                          f"dt (4 eps / alpha) |Delta| / (D P_over_D) << 1 in the rich regime; "
                          f"reduce dt")
+    batched_lam = np.ndim(P_over_D) > 0
+    dims = ("alpha", "eps", "target_scale", "P_over_D", "time")
+    if not batched_lam:
+        stats, dims = {k: v[:, :, :, 0] for k, v in stats.items()}, dims[:3] + dims[4:]
     time = np.arange(n) * dt
+    coords = {"alpha": alphas, "eps": epss, "target_scale": scales, "time": time,
+              "step": ("time", time / a["lr_scale"])}
+    if batched_lam:
+        coords["P_over_D"] = lams
     return xr.Dataset(
-        {k: (("alpha", "eps", "target_scale", "time"), v, {"description": VARIABLES[k]})
-         for k, v in stats.items()},
-        coords={"alpha": alphas, "eps": epss, "target_scale": scales, "time": time,
-                "step": ("time", time / lr_scale)},
-        attrs={"theory": "DMFT (D, P -> inf, P/D fixed, N -> inf)", "P_over_D": lam, "D": D,
-               "lr_scale": lr_scale, "dt": dt, "n_samples": n_samples,
+        {k: (dims, v, {"description": VARIABLES[k]}) for k, v in stats.items()},
+        coords=coords,
+        attrs={"theory": "DMFT (D, P -> inf, P/D fixed, N -> inf)", "D": a["D"],
+               **({} if batched_lam else {"P_over_D": float(lams[0])}),
+               "lr_scale": a["lr_scale"], "dt": dt, "n_samples": n_samples,
                "n_response": n_response, "bulk_rank": rank,
                "bulk_truncation": float(np.max(np.asarray(dropped))),
-               "damping": damping, "tol": tol,
+               "damping": a["damping"], "tol": a["tol"],
                "iterations": iterations, "residual": residual,
-               "converged": int(residual <= tol)})
+               "converged": int(residual <= a["tol"])})

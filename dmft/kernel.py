@@ -31,6 +31,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from dmft import checks
+from lazyrich.core.checks import check_positive_integer, check_seed, require_memory
+
 
 def _check_kernels(kernel_train, kernel_test_train, y_train, y_test) -> None:
     n_train = len(y_train)
@@ -40,6 +43,16 @@ def _check_kernels(kernel_train, kernel_test_train, y_train, y_test) -> None:
     if kernel_test_train.shape != (len(y_test), n_train):
         raise ValueError(f"kernel_test_train has shape {kernel_test_train.shape}; it must be "
                          f"(len(y_test), P) = ({len(y_test)}, {n_train})")
+
+
+def _short(array: np.ndarray) -> str:
+    return np.array2string(np.asarray(array), threshold=6)
+
+
+def curves_bytes(n_steps: int, n_train: int, n_test: int) -> float:
+    """Peak bytes of `learning_curves`: the kernels and eigenvectors, and five (T, P) arrays
+    (decay, its complement and their temporaries) plus the (T, Q) test predictions."""
+    return 8.0 * (3 * n_train**2 + 2 * n_test * n_train + n_steps * (5 * n_train + 2 * n_test))
 
 
 def _mode_decay(rate: np.ndarray, steps: np.ndarray, discrete: bool):
@@ -73,15 +86,19 @@ def learning_curves(kernel_train, kernel_test_train, y_train, y_test, steps, lea
     Returns:
         (train_loss, test_loss), each (T,), float64.
     """
-    kernel_train = np.asarray(kernel_train, np.float64)
-    kernel_test_train = np.asarray(kernel_test_train, np.float64)
-    y_train, y_test = np.asarray(y_train, np.float64), np.asarray(y_test, np.float64)
+    kernel_train = checks.finite_array("kernel_train", kernel_train, ndim=2)
+    kernel_test_train = checks.finite_array("kernel_test_train", kernel_test_train, ndim=2)
+    y_train = checks.finite_array("y_train", y_train, ndim=1)
+    y_test = checks.finite_array("y_test", y_test, ndim=1)
     _check_kernels(kernel_train, kernel_test_train, y_train, y_test)
-    if not np.isfinite(learning_rate) or learning_rate <= 0:
-        raise ValueError(f"learning_rate={learning_rate!r} must be a positive finite number")
-    steps = np.asarray(steps, np.float64)
+    learning_rate = checks.number("learning_rate", learning_rate)
+    steps = checks.finite_array("steps", steps)
     if steps.ndim != 1 or np.any(steps < 0):
-        raise ValueError("steps must be a 1-d array of non-negative step counts")
+        raise ValueError(f"steps={_short(steps)} must be a 1-d array of non-negative step counts")
+    n_train, n_test = len(y_train), len(y_test)
+    require_memory(curves_bytes(len(steps), n_train, n_test),
+                   f"dmft.kernel.learning_curves at {len(steps)} steps, P={n_train}, "
+                   f"{n_test} test points", "pass fewer steps= (log points)")
     eigenvalues, eigenvectors = np.linalg.eigh(kernel_train)
     eigenvalues = np.clip(eigenvalues, 0.0, None)
     rate = 2.0 * learning_rate * eigenvalues / len(y_train)
@@ -101,13 +118,23 @@ def learning_curves(kernel_train, kernel_test_train, y_train, y_test, steps, lea
     return train_loss, test_loss
 
 
+def _check_inputs(x1, x2) -> tuple[np.ndarray, np.ndarray]:
+    x1, x2 = checks.finite_array("x1", x1, ndim=2), checks.finite_array("x2", x2, ndim=2)
+    if x1.shape[1] != x2.shape[1]:
+        raise ValueError(f"x2 has shape {x2.shape}; it must be (P2, D) with D = {x1.shape[1]} "
+                         f"as in x1 {x1.shape}")
+    return x1, x2
+
+
 def grokking_infinite_width_kernel(x1, x2, eps: float, init_scale: float = 1.0) -> np.ndarray:
     """N -> infinity function-space NTK of the grokking model, (x.x'/D)(1 + eps^2 s^2 x.x'/D).
 
     Args:
         x1: (P1, D), x2: (P2, D). Returns (P1, P2), float64.
     """
-    x1, x2 = np.asarray(x1, np.float64), np.asarray(x2, np.float64)
+    x1, x2 = _check_inputs(x1, x2)
+    eps = checks.number("eps", eps, minimum=None)
+    init_scale = checks.number("init_scale", init_scale)
     overlap = x1 @ x2.T / x1.shape[1]
     return overlap * (1.0 + eps**2 * init_scale**2 * overlap)
 
@@ -117,12 +144,46 @@ def grokking_finite_width_kernel(weights, x1, x2, eps: float) -> np.ndarray:
 
     (1/N) sum_i (1 + eps h_i(x1)) (1 + eps h_i(x2)) x1 . x2 / D, fixed readouts; float64.
     """
-    weights = np.asarray(weights, np.float64)
-    x1, x2 = np.asarray(x1, np.float64), np.asarray(x2, np.float64)
+    weights = checks.finite_array("weights", weights, ndim=2)
+    x1, x2 = _check_inputs(x1, x2)
+    eps = checks.number("eps", eps, minimum=None)
     dim = weights.shape[1]
+    if dim != x1.shape[1]:
+        raise ValueError(f"weights has shape {weights.shape}; it must be (N, D) with D = "
+                         f"{x1.shape[1]}, the inputs' dimension")
     slope1 = 1.0 + eps * x1 @ weights.T / np.sqrt(dim)
     slope2 = 1.0 + eps * x2 @ weights.T / np.sqrt(dim)
     return (slope1 @ slope2.T) / len(weights) * (x1 @ x2.T / dim)
+
+
+def lazy_curves_bytes(n_steps: int, D: int, N: int | str, P: int, n_test: int) -> float:
+    """Peak bytes of one seed of `grokking_lazy_curves`: the data (inputs in float32 and
+    float64), at finite N the weights and the (N, P + n_test) slopes, then `learning_curves`."""
+    width = 0 if N == "infinite" else int(N)
+    return (12.0 * (P + n_test) * D + 8.0 * width * (D + 2 * (P + n_test))
+            + curves_bytes(n_steps, P, n_test))
+
+
+def _check_lazy_arguments(seed, D, N, P, n_test, eps, lr_scale, init_scale, steps,
+                          log_every) -> list[int]:
+    """The seeds as ints, after refusing any argument of `grokking_lazy_curves` it cannot use."""
+    if isinstance(seed, str | bytes) or np.ndim(seed) > 1 or np.size(seed) == 0:
+        raise TypeError(f"seed={seed!r}: must be an integer seed or a non-empty 1-d list of them")
+    seeds = [check_seed(s, "seed") for s in np.atleast_1d(np.asarray(seed, dtype=object))]
+    for name, value in (("D", D), ("P", P), ("n_test", n_test), ("steps", steps),
+                        ("log_every", log_every)):
+        check_positive_integer(name, value)
+    if N != "infinite":
+        if isinstance(N, str):
+            raise ValueError(f"N={N!r}: must be a positive integer or 'infinite'")
+        check_positive_integer("N", N)
+    checks.number("eps", eps, minimum=None)
+    checks.number("lr_scale", lr_scale)
+    checks.number("init_scale", init_scale)
+    if steps % log_every:
+        raise ValueError(f"log_every={log_every} does not divide steps={steps}; steps must be a "
+                         f"multiple of log_every")
+    return seeds
 
 
 def grokking_lazy_curves(seed=(0,), *, D: int = 100, N: int | str = 500, P: int = 550,
@@ -145,12 +206,13 @@ def grokking_lazy_curves(seed=(0,), *, D: int = 100, N: int | str = 500, P: int 
     import lazyrich
     from lazyrich.experiments import grokking
 
-    if N != "infinite" and not (isinstance(N, int) and N >= 1):
-        raise ValueError(f"N={N!r}: must be a positive integer or 'infinite'")
-    seeds = [int(s) for s in np.atleast_1d(seed)]
-    if steps % log_every:
-        raise ValueError(f"log_every={log_every} does not divide steps={steps}")
+    seeds = _check_lazy_arguments(seed, D, N, P, n_test, eps, lr_scale, init_scale, steps,
+                                  log_every)
     step = np.arange(0, steps + 1, log_every)
+    require_memory(lazy_curves_bytes(len(step), D, N, P, n_test),
+                   f"dmft.kernel.grokking_lazy_curves with D={D}, N={N}, P={P}, "
+                   f"n_test={n_test}, {len(step)} log points",
+                   "lower n_test= or P=, or log less often (log_every=)")
     params = lazyrich.get_experiment("grokking").defaults(
         D=D, N=N if N != "infinite" else 1, P=P, n_test=n_test, eps=eps, lr_scale=lr_scale,
         init_scale=init_scale)

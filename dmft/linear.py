@@ -22,18 +22,22 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from dmft import checks
+from lazyrich.core.checks import check_positive_integer, check_seed
 
-def _check_matrix(M0: np.ndarray) -> np.ndarray:
-    M0 = np.asarray(M0, np.float64)
+
+def _check_matrix(M0) -> np.ndarray:
+    M0 = checks.finite_array("M0", M0)
     if M0.ndim < 2 or M0.shape[-1] != M0.shape[-2]:
         raise ValueError(f"M0 has shape {M0.shape}; it must be square (..., d, d)")
+    if not np.all(np.any(M0 != 0, axis=(-2, -1))):
+        raise ValueError("M0 is zero; the kernel alignment needs a non-zero ||M0||_F")
     return M0
 
 
 def initial_kernel_matrix(W1, W2) -> np.ndarray:
     """M0 = W1^T W1 + ||W2||^2 I for W1 (h, d) and W2 (1, h) (or (h,))."""
-    W1 = np.asarray(W1, np.float64)
-    W2 = np.asarray(W2, np.float64)
+    W1, W2 = checks.finite_array("W1", W1), checks.finite_array("W2", W2)
     if W1.ndim != 2 or W2.size != W1.shape[0]:
         raise ValueError(f"W1 has shape {W1.shape} and W2 {W2.shape}; they must be (h, d) and "
                          f"(1, h)")
@@ -52,12 +56,17 @@ def kernel_alignment(M0, w) -> np.ndarray:
         small-init limit.
     """
     M0 = _check_matrix(M0)
-    w = np.asarray(w, np.float64)
+    w = checks.finite_array("w", w)
     d = M0.shape[-1]
+    if w.ndim == 0:
+        raise ValueError(f"w={w!r} is a scalar; it must be (..., d) task vectors with d = {d}")
     if w.shape[-1] != d:
         raise ValueError(f"w has shape {w.shape}; for M0 of shape {M0.shape} its last axis must "
                          f"be {d}")
-    w_hat = w / np.linalg.norm(w, axis=-1, keepdims=True)
+    norm = np.linalg.norm(w, axis=-1, keepdims=True)
+    if np.any(norm == 0):
+        raise ValueError("w has a zero task vector; only non-zero directions have an alignment")
+    w_hat = w / norm
     quadratic = np.einsum("...i,ij,...j->...", w_hat, M0, w_hat)
     return (quadratic + np.trace(M0)) / (np.sqrt(d + 3) * np.linalg.norm(M0))
 
@@ -70,11 +79,29 @@ def expected_kernel_alignment(M0, d: int) -> np.ndarray:
         d: the input dimension (must equal M0's size).
     """
     M0 = _check_matrix(M0)
+    check_positive_integer("d", d)
     if M0.shape[-1] != d:
         raise ValueError(f"d={d} does not match M0 of shape {M0.shape}")
     trace = np.trace(M0, axis1=-2, axis2=-1)
     frobenius = np.sqrt(np.sum(M0**2, axis=(-2, -1)))
     return (1 + 1 / d) * trace / (np.sqrt(d + 3) * frobenius)
+
+
+def _check_rank_curve(rank, seed, d, h, sigma) -> tuple[list[int], list[int]]:
+    """(seeds, ranks) as int lists, after refusing what `rank_curve` cannot use."""
+    for name, value in (("rank", rank), ("seed", seed)):
+        if isinstance(value, str | bytes) or np.ndim(value) != 1 or np.size(value) == 0:
+            raise TypeError(f"{name}={value!r}: must be a non-empty 1-d list of integers")
+    check_positive_integer("d", d)
+    check_positive_integer("h", h)
+    checks.number("sigma", sigma)
+    ranks = list(rank)
+    for one in ranks:
+        check_positive_integer("rank", one)
+        if one > min(d, h):
+            raise ValueError(f"rank={one} is out of range; rank must be in [1, min(d, h)] = "
+                             f"[1, {min(d, h)}]")
+    return [check_seed(s) for s in seed], [int(r) for r in ranks]
 
 
 def rank_curve(rank: Sequence[int], seed: Sequence[int] = (0,), d: int = 20, h: int = 50,
@@ -92,6 +119,7 @@ def rank_curve(rank: Sequence[int], seed: Sequence[int] = (0,), d: int = 20, h: 
     import lazyrich
     from lazyrich.measures.rank_measures import effective_rank
 
+    seed, rank = _check_rank_curve(rank, seed, d, h, sigma)
     experiment = lazyrich.get_experiment("linear_rank")
     alignment = np.empty((len(seed), len(rank)))
     participation = np.empty_like(alignment)
