@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import lazyrich
-from lazyrich.core import engine
+from lazyrich.core import chunks
 from lazyrich.experiments.base import COMMON_PARAMETERS, Experiment, Output, Parameter
 
 CALLS = []
@@ -82,7 +82,7 @@ def test_diverged_runs_get_nan_at_later_chosen_steps():
 def no_compilation(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("compiled before validating")
-    monkeypatch.setattr(engine, "_compiled_runner", refuse)
+    monkeypatch.setattr(chunks, "compiled_runner", refuse)
 
 
 @pytest.mark.parametrize("ntk_steps,error,fragments", [

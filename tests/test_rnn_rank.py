@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import lazyrich
-from lazyrich.core import engine
+from lazyrich.core import chunks
 from lazyrich.experiments import rnn_rank
 from lazyrich.tasks import cognitive
 
@@ -110,7 +110,7 @@ def test_initial_recurrent_matrix_has_rank_r_and_the_full_draws_norm(x64):
 def no_compilation(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("compiled before validating")
-    monkeypatch.setattr(engine, "_compiled_runner", refuse)
+    monkeypatch.setattr(chunks, "compiled_runner", refuse)
 
 
 @pytest.mark.parametrize("kwargs,error,fragments", [
