@@ -24,7 +24,7 @@ triangular solve per path). R's equal-time blocks average all paths, its memory 
 `n_response` paths' exact responses (closed form, tested against forward-mode
 differentiation). Everything is found by damped fixed-point iteration over the whole time grid.
 Cost per iteration O(M n^2 (r + 2) + M^2 n + M_R n^3) for n time points, M samples, rank r, M_R
-response paths; memory O(M n r + M^2 + M_R n^2). The path machinery is in
+response paths; memory O(M n r + M^2 + n^2). The path machinery is in
 `dmft/grokking_paths.py`.
 """
 

@@ -62,10 +62,11 @@ def dmft_grid(scalars: dict, max_points: int = MAX_DMFT_POINTS) -> tuple[float, 
                        f"horizons need dmft.grokking.solve directly")
 
 
-def dmft_curves(ds, scalars: dict, max_points: int = MAX_DMFT_POINTS):
+def dmft_curves(ds, scalars: dict, max_points: int = MAX_DMFT_POINTS, progress: bool = True):
     """DMFT curves for every alpha of the sweep (N -> infinity), averaged over the seeds' teacher
     scales |beta|^2 / D. Prints the grid and the expected memory and run time (stderr) before
-    solving, and refuses (MemoryEstimateError) what would not fit."""
+    solving, and refuses (MemoryEstimateError) what would not fit; `progress` shows the fixed-point
+    iteration's bar."""
     import sys
 
     from dmft.grokking import estimate_cost, solve
@@ -80,5 +81,5 @@ def dmft_curves(ds, scalars: dict, max_points: int = MAX_DMFT_POINTS):
     print(f"{note}; {len(alphas)} alpha x {len(scales)} teacher scale(s): {cost}",
           file=sys.stderr)
     theory = solve(alphas, scalars["eps"], lam, scalars["lr_scale"], t_end, dt, D=scalars["D"],
-                   target_scale=scales, tol=1e-5, **sizes)
+                   target_scale=scales, tol=1e-5, progress=progress, **sizes)
     return theory.isel(eps=0).mean("target_scale")
