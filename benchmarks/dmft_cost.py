@@ -1,8 +1,8 @@
 """Cost of the grokking DMFT (dmft/grokking.py) against the number of time points n.
 
 Times one damped fixed-point iteration (compiled, median of repeats) and the whole solve, and
-measures the memory the iteration holds (the arrays of the fixed-point state and the largest
-intermediates, counted exactly from their shapes, plus the process's peak RSS), for n doubling.
+prints the memory `dmft.grokking.estimate_cost` predicts for it (the estimate `solve` checks
+before allocating) beside the process's peak RSS, for n doubling.
 Prints each quantity with its ratio to the previous n and the fitted exponent of n. Expected:
 time per iteration between n^2 (paths, bulk solves at rank r, mixing) and n^3 (response solves,
 weight kernels), memory ~ M n r + n^2.
@@ -43,15 +43,6 @@ def _iteration_seconds(n: int, samples: int, response: int, rank: int = 48,
     return statistics.median(times)
 
 
-def _state_bytes(n: int, samples: int, rank: int = 48) -> int:
-    """float64 bytes of the iteration's large arrays: forces, H Phi, chi (M n 2 each), the
-    residuals (M n), the bulk factors (M n r), response and H (n^2 4 each), the bulk's
-    n x n matrices (6), one path's 2n x 2n response system (x3), mixing (M^2)."""
-    r = min(rank, n)
-    return 8 * (3 * samples * n * 2 + samples * n * (1 + r) + 2 * n * n * 4 + 6 * n * n
-                + 3 * (2 * n) ** 2 + samples**2)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--points", type=int, nargs="+", default=[50, 100, 200, 400])
@@ -63,14 +54,18 @@ def main() -> None:
         per_iteration = _iteration_seconds(n, args.samples, args.response)
         start = time.perf_counter()
         solved = grokking.solve(1.0, 0.02, 5.0, t_max=20.0 * (n - 1), dt=20.0, D=100,
-                                n_samples=args.samples, n_response=args.response, tol=1e-5)
+                                n_samples=args.samples, n_response=args.response, tol=1e-5,
+                                progress=False)
         total = time.perf_counter() - start
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         rows.append((n, per_iteration, total, solved.attrs["iterations"],
-                     _state_bytes(n, args.samples) / 2**20, peak_mb))
+                     grokking.estimate_cost(20.0 * (n - 1), 20.0, D=100,
+                                            n_samples=args.samples,
+                                            n_response=args.response).memory_bytes / 2**20,
+                     peak_mb))
     print(f"M = {args.samples} sample paths, M_R = {args.response} response paths")
     print(f"{'n':>5} {'s/iter':>9} {'ratio':>6} {'exp':>5} {'solve s':>8} {'iters':>5} "
-          f"{'state MiB':>10} {'ratio':>6} {'exp':>5} {'peak RSS MiB':>12}")
+          f"{'est. MiB':>10} {'ratio':>6} {'exp':>5} {'peak RSS MiB':>12}")
     previous = None
     for row in rows:
         n, per_iteration, total, iterations, state_mb, peak_mb = row
