@@ -66,7 +66,7 @@ def load(path: str | os.PathLike) -> xr.Dataset:
     try:
         return xr.load_dataset(path, engine=NETCDF_ENGINE)
     except (OSError, ValueError) as error:
-        raise ValueError(f"path={str(path)!r} is not a readable netCDF file written by "
+        raise ValueError(f"path={str(path)!r} is not a netCDF file written by "
                          f"lazyrich.save ({type(error).__name__}: {error})") from None
 
 
