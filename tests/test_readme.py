@@ -1,0 +1,135 @@
+"""Every code block of README.md runs as written, so the examples cannot rot.
+
+The ```python blocks run in order in one namespace (a block may use names an earlier block
+defined, as a reader's session would) and the shell blocks' commands run in between, all in a
+temporary folder: `lazyrich ...` through `lazyrich.views.cli.main` in this process, `python -m
+provenance ...` in a subprocess. `make` lines are skipped (`make demo` is `lazyrich demo`,
+`make test` is this suite).
+
+By default the text is first shrunk by the table SMALL (step counts, the ODE horizon, the number
+of tasks, the RNN's size), so the whole README runs in about a minute; every pattern of the
+table must match the README, so an edited example cannot silently escape it. Set
+LAZYRICH_README_SCALE=full to run the blocks exactly as written (hours: the paper-size sweeps and
+the DMFT). The provenance power curve and demo take minutes at any scale and run only in the
+slow test.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+SCALE = os.environ.get("LAZYRICH_README_SCALE", "small")
+
+# regex -> replacement, applied to the whole README before its blocks are extracted
+SMALL = {
+    r"\bsteps=[\d_]+": "steps=40",
+    r"--steps \d+": "--steps 40",
+    r"\blog_every=\d+": "log_every=10",
+    r"--log_every \d+": "--log_every 10",
+    r"\bt_max=[\d.]+": "t_max=2.0",                      # committee ODEs
+    r"task_seed=range\(\d+\)": "task_seed=range(3)",     # linear_rank tasks
+    r"--rank 1 30 100 300 (.*)--N 300": r"--rank 1 4 \1--N 8",   # rnn_rank (rank <= N)
+    # compare: the DMFT and the NTKs at a small size and 40 steps (its own steps are the default)
+    r"--D 100 --N 500 --P 550": "--D 10 --N 20 --P 30 --n_test 20 --steps 40 --log_every 10",
+}
+SKIPPED = ("make ",)
+SLOW = ("python -m provenance power", "python -m provenance demo")
+COMMANDS = ("lazyrich ", "python -m provenance ", *SKIPPED)
+
+
+def readme_text(scale: str = SCALE) -> str:
+    text = README.read_text()
+    if scale == "full":
+        return text
+    for pattern, replacement in SMALL.items():
+        text = re.sub(pattern, replacement, text)
+    return text
+
+
+def code_blocks(text: str) -> list[tuple[int, str, str]]:
+    """(line number, language, code) of every fenced block, in order."""
+    return [(text[:match.start()].count("\n") + 1, match.group(1), match.group(2))
+            for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, re.M | re.S)]
+
+
+def shell_commands(code: str) -> list[str]:
+    """The commands of a shell block, comments removed."""
+    lines = (line.split("#", 1)[0].strip() for line in code.splitlines())
+    return [line for line in lines if line]
+
+
+def run_command(command: str, folder: Path) -> None:
+    from lazyrich.views.cli import main
+
+    argv = shlex.split(command)
+    if argv[0] == "lazyrich":
+        assert main(argv[1:]) == 0, command
+    else:
+        result = subprocess.run([sys.executable, *argv[1:]], cwd=folder, capture_output=True,
+                                text=True)
+        assert result.returncode == 0, f"{command}\n{result.stderr}"
+
+
+def run_readme(folder: Path, monkeypatch, slow: bool) -> list[str]:
+    """Run every block (and, if slow, the slow commands); returns what ran, for the report."""
+    import matplotlib.pyplot as plt
+
+    monkeypatch.chdir(folder)
+    namespace: dict = {"__name__": "readme"}
+    ran = []
+    for line, language, code in code_blocks(readme_text()):
+        where = f"README.md block at line {line}"
+        if language == "python":
+            exec(compile(code, where, "exec"), namespace)  # noqa: S102 - the README is ours
+            ran.append(where)
+        else:
+            for command in shell_commands(code):
+                if command.startswith(SKIPPED) or (command.startswith(SLOW) and not slow):
+                    continue
+                run_command(command, folder)
+                ran.append(command)
+        plt.close("all")
+    return ran
+
+
+def test_every_block_is_python_or_known_commands_and_the_table_applies():
+    """Nothing in the README escapes the test: each block is python or shell commands this test
+    knows how to run, and each substitution of the small-size table matches the README."""
+    text = README.read_text()
+    for pattern in SMALL:
+        assert re.search(pattern, text), f"SMALL pattern {pattern!r} no longer matches README"
+    blocks = code_blocks(text)
+    assert sum(language == "python" for _, language, _ in blocks) >= 4
+    for line, language, code in blocks:
+        assert language in ("python", ""), f"block at line {line}: language {language!r}"
+        if language == "":
+            for command in shell_commands(code):
+                assert command.startswith(COMMANDS), f"line {line}: {command!r}"
+
+
+def test_readme_code_blocks_run_in_order_at_a_small_size(tmp_path, monkeypatch):
+    """Every python block and every fast shell command runs without error, and the files the
+    blocks name are written."""
+    ran = run_readme(tmp_path, monkeypatch, slow=False)
+    assert any(command.startswith("lazyrich compare") for command in ran)
+    for name in ("run.nc", "fig.png", "runs.zarr", "store.png", "compare.png", "lazy.png",
+                 "d.nc", "m.nc", "digits_curves.png", "rank.nc", "rank.png", "out.json"):
+        assert (tmp_path / name).exists(), name
+
+
+@pytest.mark.slow
+def test_readme_slow_commands_run(tmp_path, monkeypatch):
+    """The provenance power curve and demo as written (minutes on 2 CPU cores)."""
+    ran = run_readme(tmp_path, monkeypatch, slow=True)
+    assert any(command.startswith(SLOW[1]) for command in ran)
