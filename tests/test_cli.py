@@ -149,3 +149,22 @@ def test_console_script_lists_experiments():
     result = subprocess.run([sys.executable, "-m", "lazyrich.views.cli", "experiments"],
                             capture_output=True, text=True, check=True)
     assert "grokking" in result.stdout and "lr_scale" in result.stdout
+
+
+def test_demo_reports_its_stages_and_writes_its_two_files(tmp_path, monkeypatch, capsys):
+    """`lazyrich demo` (here at a tiny size) creates its folder, announces simulation, save and
+    figure as they start, and ends with the two files it wrote."""
+    from lazyrich.views import gallery
+
+    for key, value in {"D": 6, "N": 12, "P": 15, "steps": 20, "log_every": 10,
+                       "alpha": [1.0, 2.0]}.items():
+        monkeypatch.setitem(gallery.DEMO, key, value)
+    out = tmp_path / "demo"
+    assert main(["demo", "--out-dir", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["grokking.nc", "grokking.png"]
+    lines = capsys.readouterr().out.splitlines()
+    starts = [line for line in lines if line.endswith("...")]
+    assert "[1/3] simulation: 4 runs of grokking, 20 steps" in starts[0]
+    assert starts[1].endswith(f"[2/3] save {out / 'grokking.nc'} ...")
+    assert lines[-3:-1] == [f"lazyrich demo: wrote {out / 'grokking.nc'}",
+                            f"lazyrich demo: wrote {out / 'grokking.png'}"]
