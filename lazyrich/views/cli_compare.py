@@ -50,19 +50,19 @@ def compare_command(argv: Sequence[str]) -> int:
                    **params)
     scalars = {name: ds.attrs[name] for name in SINGLE_VALUED}
     with stages.stage(f"theory: {THEORIES[args.theory]}"):
-        theory = _theory(args.theory, ds, scalars)
+        theory = _theory(args.theory, ds, scalars, progress=not args.no_progress)
     with stages.stage(f"figure {args.out}"):
         _draw(theory, ds, scalars, THEORIES[args.theory], args.out)
     stages.wrote([args.out])
     return 0
 
 
-def _theory(name: str, ds, scalars: dict):
+def _theory(name: str, ds, scalars: dict, progress: bool):
     # The command line is an application on top of both packages, so it may import dmft.
     if name == "dmft":
         from lazyrich.views.theory import dmft_curves
 
-        return dmft_curves(ds, scalars)
+        return dmft_curves(ds, scalars, progress=progress)
     from dmft.kernel import grokking_lazy_curves
 
     seeds = ds["seed"].values if "seed" in ds.dims else [ds.attrs["seed"]]
