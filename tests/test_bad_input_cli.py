@@ -161,3 +161,13 @@ def test_console_module_without_a_command_lists_the_commands_and_exits_2(tmp_pat
                             text=True, cwd=tmp_path)
     assert result.returncode == 2 and "commands:" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_misspelt_flag_is_refused_with_the_closest_flag(tmp_path, monkeypatch, capsys):
+    from lazyrich.views.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "grokking", "--alpah", "1", "--out", "x.nc"]) == 2
+    err = capsys.readouterr().err
+    assert "--alpah -> --alpha" in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []

@@ -141,8 +141,8 @@ def check_resumable(path: str, description: dict, overwrite: bool) -> None:
                                               "chunk_size": existing.get("chunk_size")})
     if difference is not None and not overwrite:
         raise StoreMismatch(f"store={path!r} cannot be resumed: {difference}; choose another "
-                            f"path, or pass overwrite=True to delete its finished runs and "
-                            f"start again")
+                            f"path, or pass overwrite=True (`--overwrite` on the command "
+                            f"line) to delete its finished runs and start again")
 
 
 class SweepStore:
@@ -172,8 +172,9 @@ class SweepStore:
             if existing is not None and difference is not None:
                 if not overwrite:
                     raise StoreMismatch(f"store={self.path!r} cannot be resumed: {difference}; "
-                                        f"choose another path, or pass overwrite=True to delete "
-                                        f"its finished runs and start again")
+                                        f"choose another path, or pass overwrite=True "
+                                        f"(`--overwrite` on the command line) to delete its "
+                                        f"finished runs and start again")
                 shutil.rmtree(self.path)
             elif existing is None:
                 os.rmdir(self.path)  # an empty directory: nothing to lose

@@ -9,6 +9,7 @@ the flag, the value received and what is allowed.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -29,6 +30,14 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str):
         if message.startswith("unrecognized arguments"):
+            flags = [token.split("=", 1)[0] for token in message.split(":", 1)[1].split()
+                     if token.startswith("--")]
+            close = [difflib.get_close_matches(flag, self._option_string_actions, n=1)
+                     for flag in flags]
+            hints = [f"{flag} -> {match[0]}" for flag, match in zip(flags, close, strict=True)
+                     if match]
+            if hints:
+                message += f" (did you mean: {', '.join(hints)}?)"
             message += f" (`{self.prog} --help` lists the accepted flags and their values)"
         raise UsageError(message)
 
