@@ -78,8 +78,9 @@ def dmft_curves(ds, scalars: dict, max_points: int = MAX_DMFT_POINTS, progress: 
     sizes = {"n_samples": 400, "n_response": 32}
     cost = estimate_cost(t_end, dt, D=scalars["D"], P_over_D=lam,
                          batch=len(alphas) * len(scales), **sizes)
-    print(f"{note}; {len(alphas)} alpha x {len(scales)} teacher scale(s): {cost}",
-          file=sys.stderr)
+    # with a progress bar, `solve` prints the same cost line itself
+    print(f"{note}; {len(alphas)} alpha x {len(scales)} teacher scale(s)"
+          + ("" if progress else f": {cost}"), file=sys.stderr)
     theory = solve(alphas, scalars["eps"], lam, scalars["lr_scale"], t_end, dt, D=scalars["D"],
                    target_scale=scales, tol=1e-5, progress=progress, **sizes)
     return theory.isel(eps=0).mean("target_scale")
