@@ -13,11 +13,11 @@ M sample paths' bulk factors, M n r (r = bulk rank), and the n x n response and 
 
 fitted to XLA's own memory analysis of the compiled iteration (`tests/test_dmft_cost.py`
 checks the formula against it), plus the fixed-point state held three times (old, new, damped).
-Time per iteration counts the work, batch [M n^2 (2 r + 8) + 4 M^2 n + 6 (M_R + 1) n^3], at a
-throughput fitted to timed iterations on 2 shared CPU cores (`FLOPS_PER_SECOND`; five sizes
-from n = 100, M = 300 to n = 400, M = 400, M_R = 32, each within a factor 2.6 of the
-estimate): a guide to the order of magnitude, and the solver's progress bar reports the real
-rate and time left.
+Time per iteration counts the work, batch [M n^2 (2 r + 8) + 4 M^2 n + 6 (M_R + 1) n^3], at the
+throughput measured on a quiet 2-core CPU (`FLOPS_PER_SECOND`: `lazyrich compare` at n = 408 and
+420, M = 400, M_R = 32, batch 6 took 13.1 and 13.5 s per iteration, 9.5e9 and 9.9e9 counted
+flop/s). Cores shared with other work run it several times slower, so the estimate is a lower
+bound; the solver's progress bar reports the real rate and time left.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dmft.fixed_point import format_seconds
 from lazyrich.core.checks import check_positive_integer, format_bytes
 
 STABLE_FRACTION = 0.5      # default dt as a fraction of the stability limit
-FLOPS_PER_SECOND = 1.5e9   # fitted throughput of the iteration on 2 shared CPU cores
+FLOPS_PER_SECOND = 9.5e9   # measured throughput of the iteration on a quiet 2-core CPU
 TYPICAL_ITERATIONS = 25    # iterations to tol = 1e-5 in the README's runs (22-24)
 
 
