@@ -63,7 +63,7 @@ def test_batched_over_leading_axes_equals_a_loop(x64):
 
 
 def test_float32_rectangular_and_integer_inputs():
-    W = jax.random.normal(jax.random.key(2), (20, 8))
+    W = jax.random.normal(jax.random.key(2), (20, 8), jnp.float32)  # float32 under x64 too
     assert int(lazyrich.effective_rank(W, "hard")) == 8
     assert lazyrich.effective_rank(W, "entropy").dtype == jnp.float32
     assert float(lazyrich.effective_rank(np.eye(4, dtype=int), "nuclear")) == pytest.approx(4.0)
