@@ -30,14 +30,18 @@ for n = 2M + K fields (the I4 tensor), memory O(n^4 + T_logged M^2).
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from jax import lax
+from tqdm.auto import tqdm
 
 from dmft import checks
 from lazyrich.core.checks import check_positive_integer, require_memory
+from lazyrich.core.progress import report, reporting
 from lazyrich.tasks.committee import generalisation_error
 
 
@@ -149,7 +153,9 @@ def _integrate(Q, R, T, lr, output_scale, *, centred: bool, batch_size: int, dt:
 
     def block(s, _):
         s, _ = lax.scan(rk4, s, None, length=log_every)
-        return s, logged(s)
+        out = logged(s)
+        jax.debug.callback(report, log_every, out[2])  # RK steps done, per run
+        return s, out
 
     _, (qs, rs, errors) = lax.scan(block, state, None, length=n_log)
     q0, r0, e0 = logged(state)
@@ -169,7 +175,7 @@ def output_bytes(n_runs: int, n_log: int, n_student: int, n_teacher: int, itemsi
 
 def solve(lr, Q, R, T, *, t_max: float, dt: float = 0.01, log_every: int = 10,
           output_scale: float = 1.0, centred: bool = False, batch_size: int = 1,
-          batch_dims: tuple[str, ...] = ()) -> xr.Dataset:
+          batch_dims: tuple[str, ...] = (), progress: bool = True) -> xr.Dataset:
     """Integrate the order-parameter ODEs from given initial overlaps.
 
     Args:
@@ -183,6 +189,8 @@ def solve(lr, Q, R, T, *, t_max: float, dt: float = 0.01, log_every: int = 10,
         log_every: RK steps between logged points.
         output_scale: alpha; centred: integrate the centred student (f - f_0).
         batch_size: examples per SGD step (divides the lr^2 noise term).
+        progress: show a bar of RK4 steps (all runs together) with an ETA, fed from inside the
+            compiled integration at every logged point.
 
     Returns:
         Dataset with Q (.., time, student, other_student), R (.., time, student, teacher),
@@ -227,7 +235,15 @@ def solve(lr, Q, R, T, *, t_max: float, dt: float = 0.01, log_every: int = 10,
     for _ in range(n_batch):
         run = jax.vmap(run, in_axes=(0, 0, 0, None))
     run = jax.jit(jax.vmap(run, in_axes=(None, None, None, 0)))
-    qs, rs, errors = (np.asarray(a) for a in run(Q, R, T, jnp.asarray(lrs, dtype)))
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress={progress!r} has type {type(progress).__name__}; progress "
+                        f"must be True or False")
+    with tqdm(total=n_runs * n_steps, unit="step", unit_scale=True, disable=not progress,
+              desc=f"dmft.committee.solve ({n_runs} run(s))", dynamic_ncols=True) as bar, \
+            reporting(bar.update) if progress else contextlib.nullcontext():
+        qs, rs, errors = (np.asarray(a) for a in run(Q, R, T, jnp.asarray(lrs, dtype)))
+        bar.n = n_runs * n_steps
+        bar.refresh()
     if np.ndim(lr) == 0:
         qs, rs, errors = qs[0], rs[0], errors[0]
         lead = list(batch_dims)

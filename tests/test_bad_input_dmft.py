@@ -152,6 +152,8 @@ CASES = {
                                r"log_every=-1"),
     "ode log_every fractional": (committee.solve, ODE, {"log_every": 1.5}, TypeError,
                                  r"log_every=1.5"),
+    "ode progress not bool": (committee.solve, ODE, {"progress": "yes"}, TypeError,
+                              r"progress='yes'"),
     "ode dt inf": (committee.solve, ODE, {"dt": INF}, ValueError, r"dt=inf"),
     "ode t_max not a multiple": (committee.solve, ODE, {"t_max": 1.05}, ValueError,
                                  r"t_max=1.05 must be a multiple of dt"),

@@ -125,3 +125,17 @@ def test_batched_learning_rates_and_bad_input(x64):
         committee.solve(-0.5, Q, R, T, t_max=1.0, dt=0.1)
     with pytest.raises(ValueError, match="inconsistent overlap shapes"):
         committee.solve(0.5, Q, R[:, :1], T, t_max=1.0, dt=0.1)
+
+
+def test_progress_counts_every_rk_step_of_every_run(capsys):
+    """The bar is fed from inside the compiled integration and ends at runs x steps."""
+    import numpy as np
+
+    from dmft import committee
+
+    eye = np.eye(2)
+    committee.solve([0.5, 1.0], 0.1 * eye, 0.1 * eye, eye, t_max=1.0, dt=0.01, log_every=10)
+    err = capsys.readouterr().err
+    assert "200/200" in err and "(2 run(s))" in err
+    committee.solve(0.5, 0.1 * eye, 0.1 * eye, eye, t_max=1.0, dt=0.01, progress=False)
+    assert capsys.readouterr().err == ""
