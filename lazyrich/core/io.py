@@ -11,13 +11,19 @@ import xarray as xr
 NETCDF_ENGINE = "h5netcdf"
 
 
+def check_path_type(path: Any, name: str, what: str) -> None:
+    """TypeError naming `name` unless `path` is a str or os.PathLike; `what` says what it
+    should point to ("a file path", "the directory of a sweep store")."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{name}={path!r} has type {type(path).__name__}; {name} must be {what} "
+                        f"(str or os.PathLike)")
+
+
 def check_output_path(path: Any, name: str = "path", suffixes: tuple[str, ...] = (".nc",)) -> str:
     """`path` as a string if a file can be written there, else a ValueError / TypeError naming
     `name`: the folder must exist and be writable, the path must not be a folder, and its suffix
     must be one of `suffixes`. Nothing is created."""
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"{name}={path!r} has type {type(path).__name__}; {name} must be a file "
-                        f"path (str or os.PathLike)")
+    check_path_type(path, name, "a file path")
     text = os.fspath(path)
     if not text or os.path.isdir(text):
         raise ValueError(f"{name}={text!r} is a directory; {name} must be a file path")
@@ -54,9 +60,7 @@ def save(ds: xr.Dataset, path: str | os.PathLike) -> None:
 
 def load(path: str | os.PathLike) -> xr.Dataset:
     """Read a file written by `save` (or `lazyrich run --out`) fully into memory."""
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path={path!r} has type {type(path).__name__}; path must be a file "
-                        f"path (str or os.PathLike)")
+    check_path_type(path, "path", "a file path")
     if not os.path.exists(path):
         raise ValueError(f"path={str(path)!r} does not exist; give a netCDF file written by "
                          f"lazyrich.save or `lazyrich run --out`")

@@ -26,11 +26,10 @@ def open_store(path: str | os.PathLike) -> xr.Dataset:
 
     A boolean `finished` (axes...) says which runs are complete.
     """
+    from lazyrich.core.io import check_path_type
     from lazyrich.core.store import read_store
 
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"path={path!r} has type {type(path).__name__}; path must be the "
-                        f"directory of a sweep store")
+    check_path_type(path, "path", "the directory of a sweep store")
     if not os.path.isdir(path):
         raise ValueError(f"path={os.fspath(path)!r} is not a directory; lazyrich.open reads a "
                          f"sweep store (sweep(..., store=path)); use lazyrich.load for .nc files")

@@ -58,14 +58,20 @@ def _draw(ax, ds: xr.Dataset, var: str, colour_axis: str | None, style: str,
                             alpha=0.15, lw=0)
 
 
-def _loss_panel(ax, ds: xr.Dataset, colour_axis: str | None) -> None:
-    if "train_loss" in ds and "test_loss" in ds:
-        _draw(ax, ds, "train_loss", colour_axis, "--", labelled=False)
-        _draw(ax, ds, "test_loss", colour_axis, "-", labelled=True)
-        ax.set_title("train (dashed) and test (solid) loss")
+def _train_and_test(ax, ds: xr.Dataset, colour_axis: str | None, quantity: str,
+                    single_title: str, labelled: bool) -> None:
+    """train_<quantity> dashed and test_<quantity> solid, or the one `quantity` curve."""
+    if f"train_{quantity}" in ds and f"test_{quantity}" in ds:
+        _draw(ax, ds, f"train_{quantity}", colour_axis, "--", labelled=False)
+        _draw(ax, ds, f"test_{quantity}", colour_axis, "-", labelled=labelled)
+        ax.set_title(f"train (dashed) and test (solid) {quantity}")
     else:
-        _draw(ax, ds, "loss", colour_axis, "-", labelled=True)
-        ax.set_title("training loss")
+        _draw(ax, ds, quantity, colour_axis, "-", labelled=labelled)
+        ax.set_title(single_title)
+
+
+def _loss_panel(ax, ds: xr.Dataset, colour_axis: str | None) -> None:
+    _train_and_test(ax, ds, colour_axis, "loss", "training loss", labelled=True)
     if "kernel_test_loss" in ds:
         ax.axhline(float(ds["kernel_test_loss"].mean()), color="grey", ls=":", lw=1.5,
                    label="kernel regression (initial NTK)")
@@ -78,13 +84,7 @@ def _loss_panel(ax, ds: xr.Dataset, colour_axis: str | None) -> None:
 
 
 def _accuracy_panel(ax, ds: xr.Dataset, colour_axis: str | None) -> None:
-    if "train_accuracy" in ds and "test_accuracy" in ds:
-        _draw(ax, ds, "train_accuracy", colour_axis, "--", labelled=False)
-        _draw(ax, ds, "test_accuracy", colour_axis, "-", labelled=False)
-        ax.set_title("train (dashed) and test (solid) accuracy")
-    else:
-        _draw(ax, ds, "accuracy", colour_axis, "-", labelled=False)
-        ax.set_title("accuracy")
+    _train_and_test(ax, ds, colour_axis, "accuracy", "accuracy", labelled=False)
     ax.set_xscale("log")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1.02)
