@@ -8,6 +8,7 @@ training order tests whether the suspect derives from Alice's model.
 from provenance import simulate
 from provenance.combine import combine_pvalues, fisher_combination, holm, stouffer_combination
 from provenance.kendall_tau import count_inversions, kendall
+from provenance.likelihoods import Likelihoods, load_likelihoods
 from provenance.observational import (
     RetrainResult,
     SpanIndex,
@@ -25,7 +26,8 @@ from provenance.stats import CorrelationResult, pearson, rankdata, spearman
 
 __all__ = ["CorrelationResult", "Palimpsest", "QueryResult", "RetrainResult", "SpanIndex",
            "SpanOverlapResult", "build_span_index", "combine_pvalues", "count_inversions",
-           "fisher_combination", "holm", "kendall", "longest_matches", "palimpsest", "pearson",
+           "Likelihoods", "fisher_combination", "holm", "kendall", "load_likelihoods",
+           "longest_matches", "palimpsest", "pearson",
            "power_curve", "query_test", "rankdata", "reshuffled_rank_test", "reshuffled_z_test",
            "simulate", "span_overlap_scores", "span_overlap_test", "spearman",
            "stouffer_combination"]

@@ -161,6 +161,10 @@ def query_test(loglik, order, reference=None, *, statistic: str = "spearman",
         raise ValueError(f"loglik{' - reference' if reference is not None else ''} is constant "
                          f"for model(s) {constant.tolist()}; a constant score carries no evidence")
     if models is not None:
+        if isinstance(models, str | bytes) or not hasattr(models, "__iter__"):
+            raise TypeError(f"models={models!r} must be a list of names, one per row of "
+                            f"loglik (e.g. models=[{models!r}]), not a "
+                            f"{type(models).__name__}")
         models = tuple(str(name) for name in models)
         if score.ndim != 2 or len(models) != score.shape[0]:
             raise ValueError(f"models has {len(models)} names but loglik has shape "
