@@ -31,14 +31,16 @@ re-exported here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 
 import numpy as np
 
 from lazyrich.core.checks import check_positive_integer, check_seed, require_memory
+from provenance import suffix_index
 from provenance.correlation import check_choice
 from provenance.retrain import RetrainResult, reshuffled_rank_test, reshuffled_z_test
+from provenance.sequences import as_sequences
 from provenance.stats import CorrelationResult, spearman
+from provenance.suffix_index import SuffixIndex
 
 DEFAULT_MODULI = (2_147_483_647, 2_147_483_629)  # primes < 2^31: products stay below 2^62
 WEIGHTS = ("count", "length")
@@ -53,41 +55,6 @@ LOOKUP_BYTES_PER_TOKEN = 224  # longest_matches: hashes, candidates and matches 
 __all__ = ["RetrainResult", "SpanIndex", "SpanOverlapResult", "build_span_index",
            "longest_matches", "reshuffled_rank_test", "reshuffled_z_test", "span_overlap_scores",
            "span_overlap_test"]
-
-
-def _as_sequences(sequences, offsets, name: str,
-                  before_copy: Callable[[int], None]) -> tuple[np.ndarray, np.ndarray]:
-    """Token sequences as (flat int64 tokens (n_tokens,), offsets (n_sequences + 1,)).
-
-    `before_copy(n_tokens)` runs once the token count is known and before the tokens are
-    copied, so a memory check can refuse before anything proportional to the input is built.
-    """
-    if offsets is None:
-        if isinstance(sequences, np.ndarray) and sequences.ndim == 1:
-            sequences = [sequences]
-        parts = [np.asarray(s) for s in sequences]
-        if not parts or any(p.ndim != 1 for p in parts):
-            raise ValueError(f"{name} must be a non-empty list of 1-D token arrays, got shapes "
-                             f"{[p.shape for p in parts][:5]}")
-        offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])])
-        before_copy(int(offsets[-1]))
-        nonempty = [p for p in parts if p.size]  # empty float arrays must not upcast ids
-        flat = np.concatenate(nonempty) if nonempty else np.zeros(0, np.int64)
-    else:
-        flat, offsets = np.asarray(sequences), np.asarray(offsets)
-        if flat.ndim != 1 or offsets.ndim != 1 or len(offsets) < 2 \
-                or not np.issubdtype(offsets.dtype, np.integer) or offsets[0] != 0 \
-                or offsets[-1] != len(flat) or np.any(np.diff(offsets) < 0):
-            raise ValueError(f"{name} offsets must be 1-D non-decreasing integers from 0 to the "
-                             f"length of the flat 1-D token array; got token shape {flat.shape}, "
-                             f"offsets {offsets.ravel()[:3]}...{offsets.ravel()[-3:]}")
-        before_copy(len(flat))
-    if flat.size and not np.issubdtype(flat.dtype, np.integer):
-        raise TypeError(f"{name} must hold integer token ids, got dtype {flat.dtype}")
-    if flat.size == 0 or flat.min() < 0:
-        raise ValueError(f"{name} must hold >= 1 token id, all >= 0; got {flat.size} tokens, "
-                         f"smallest {flat.min(initial=0)}")
-    return flat.astype(np.int64), offsets.astype(np.int64)
 
 
 def _span_keys(tokens: np.ndarray, max_length: int, moduli: tuple, bases: tuple):
@@ -200,7 +167,7 @@ def build_span_index(examples, *, offsets=None, min_length: int = 2, max_length:
                        f"{max_length})", f"lower max_length= (now {max_length}) or raise "
                        f"min_length= (now {min_length}), or index fewer examples")
 
-    tokens, offsets = _as_sequences(examples, offsets, "examples", require)
+    tokens, offsets = as_sequences(examples, offsets, "examples", require)
     rng = np.random.default_rng(seed)
     bases = tuple(int(rng.integers(1, p)) if p > 2 else 1 for p in moduli)
     example_of = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
@@ -226,19 +193,28 @@ def _lookup(index: SpanIndex, table: _SpanTable, length: int, text: np.ndarray,
     return out
 
 
-def longest_matches(index: SpanIndex, text, *, offsets=None) -> tuple[np.ndarray, np.ndarray]:
+def longest_matches(index: SpanIndex | SuffixIndex, text, *,
+                    offsets=None) -> tuple[np.ndarray, np.ndarray]:
     """For each position of Bob's text, the longest indexed span starting there.
 
+    index: a `SpanIndex` (in memory) or a `SuffixIndex` (on disk); lengths are identical.
     text: Bob's token ids (one 1-D integer array, a list of them, or a flat array with `offsets`);
     spans never cross the end of one of Bob's texts. Returns length (n_text_tokens,), the longest
-    match in tokens (0: none of >= min_length), and group (n_text_tokens,), that span's group in
-    index.tables[length - min_length].
+    match in tokens (0: none of >= min_length), and group (n_text_tokens,) identifying that span:
+    its group in index.tables[length - min_length] (SpanIndex) or the first suffix-array row
+    starting with it (SuffixIndex); -1 where unmatched.
     """
+    if isinstance(index, SuffixIndex):
+        return suffix_index.matches(index, text, offsets)[:2]
+    return _hashed_matches(index, text, offsets)
+
+
+def _hashed_matches(index: SpanIndex, text, offsets) -> tuple[np.ndarray, np.ndarray]:
     def require(n_tokens: int) -> None:
         require_memory(LOOKUP_BYTES_PER_TOKEN * n_tokens, f"matching {n_tokens} text tokens "
                        f"against the span index", "score the text in smaller pieces")
 
-    flat, offsets = _as_sequences(text, offsets, "text", require)
+    flat, offsets = as_sequences(text, offsets, "text", require)
     ends = offsets[1:][np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))]
     best_length = np.zeros(len(flat), np.int64)
     best_group = np.full(len(flat), -1, np.int64)
@@ -255,7 +231,7 @@ def longest_matches(index: SpanIndex, text, *, offsets=None) -> tuple[np.ndarray
     return best_length, best_group
 
 
-def span_overlap_scores(index: SpanIndex, text, *, offsets=None, weight="count",
+def span_overlap_scores(index: SpanIndex | SuffixIndex, text, *, offsets=None, weight="count",
                         count: str = "occurrences") -> np.ndarray:
     """Score (n_examples,) float64 of each training example: sum_i w_i c_j(span_i).
 
@@ -266,10 +242,14 @@ def span_overlap_scores(index: SpanIndex, text, *, offsets=None, weight="count",
     return _overlap(index, text, offsets, weight, count)[0]
 
 
-def _overlap(index: SpanIndex, text, offsets, weight, count: str) -> tuple[np.ndarray, np.ndarray]:
+def _overlap(index: SpanIndex | SuffixIndex, text, offsets, weight,
+             count: str) -> tuple[np.ndarray, np.ndarray]:
     """(scores (n_examples,), longest-match length per text position)."""
     check_choice("count", count, COUNTS)
-    length, group = longest_matches(index, text, offsets=offsets)
+    if isinstance(index, SuffixIndex):
+        length, first, stop = suffix_index.matches(index, text, offsets)
+    else:
+        length, group = _hashed_matches(index, text, offsets)
     if isinstance(weight, str):
         check_choice("weight", weight, WEIGHTS)
         weights = np.ones(len(length)) if weight == "count" else length.astype(np.float64)
@@ -278,6 +258,8 @@ def _overlap(index: SpanIndex, text, offsets, weight, count: str) -> tuple[np.nd
         if weights.shape != length.shape or not np.all(np.isfinite(weights) & (weights >= 0)):
             raise ValueError(f"weight array must be non-negative, finite and of shape "
                              f"{length.shape} (one per text token), got shape {weights.shape}")
+    if isinstance(index, SuffixIndex):
+        return suffix_index.scores(index, length, first, stop, weights, count), length
     scores = np.zeros(index.n_examples)
     for offset, table in enumerate(index.tables):
         chosen = length == index.min_length + offset
@@ -311,7 +293,7 @@ class SpanOverlapResult:
         return f"span overlap ({self.matched_positions} matched positions): {self.correlation}"
 
 
-def span_overlap_test(index: SpanIndex, text, order, *, offsets=None, weight="count",
+def span_overlap_test(index: SpanIndex | SuffixIndex, text, order, *, offsets=None, weight="count",
                       count: str = "occurrences", by_step: bool = False, method: str =
                       "asymptotic", alternative: str = "greater",
                       **spearman_options) -> SpanOverlapResult:
