@@ -1,27 +1,28 @@
-"""Command line: `python -m provenance query | power | demo`.
+"""Command line: `python -m provenance query | score | power | demo`.
 
     python -m provenance query --loglik bob.npy --order order.npy [--reference ref.npy]
         [--statistic spearman|kendall|pearson] [--method asymptotic|exact|permutation]
         [--alternative greater|less|two-sided] [--json out.json]
+    python -m provenance query --loglik losses_hf --field loss --per-token --tokens 32: --loss
+        --order-field index --reference reference_hf
+    python -m provenance score --model alice.npz --documents docs.npy --out scores.npz
     python -m provenance power --out power.png [--strengths 0 0.1 0.3] [--sizes 1000 10000]
     python -m provenance demo [demo options]
 
-Input files (one value per training example):
-  .npy   the array itself: (n,) or, for --loglik, (models, n).
-  .npz   the array named by --loglik-key / --order-key / --reference-key; without one, the
-         array called loglik / order / reference, or the only array in the file.
-  .csv   a header row names the columns; the column named by the key (same defaults), or the
-         only column; for --loglik without a key and no "loglik" column, every column is a model.
-  .jsonl one JSON object per line; the field named by the key (same defaults), or the only field;
-         a field holding a list gives one value per model.
-Errors (unreadable or non-numeric files, bad shapes, NaN) print a message naming the argument
-and exit with status 2 before anything is written.
+Input files: .npy, .npz, .csv (header row), .jsonl (one object per line), .parquet, or a folder
+written by `datasets.Dataset.save_to_disk`; `provenance.load_likelihoods` reads them (see its
+docstring). A field holding one number per row is one value per document; a field holding a
+list per row must be declared: --per-token (per-token values of the document, reduced by
+--reduce over the window --tokens) or --per-model (one value per model). A 2-D .npy / .npz array
+is (models, n) unless --per-token. The reference file is read with the same flags and must list
+the same documents in the same rows (checked against --order-field when it has that field too).
+Errors (unreadable, ambiguous or non-numeric files, bad shapes, NaN) print a message naming the
+argument, the file and the field, and exit with status 2 before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
@@ -30,115 +31,99 @@ from pathlib import Path
 import numpy as np
 
 from provenance.command_line import OneLineParser, check_output_file
-
-FORMATS = (".npy", ".npz", ".csv", ".jsonl")
+from provenance.likelihoods import REDUCTIONS, Likelihoods
 
 
 class InputError(ValueError):
     """A file given on the command line cannot be used; the message names the argument."""
 
 
-def _pick(argument: str, fields: list[str], key: str | None, default: str) -> str | None:
-    """Which field of a multi-field file to read (None: all of them)."""
-    if key is not None:
-        if key not in fields:
-            raise InputError(f"--{argument}: key {key!r} not found; the file has {fields}")
-        return key
-    if default in fields:
-        return default
-    if len(fields) == 1:
-        return fields[0]
-    if argument == "loglik":
-        return None
-    raise InputError(f"--{argument}: the file has fields {fields}; choose one with "
-                     f"--{argument}-key")
+def _reading(args: argparse.Namespace) -> dict:
+    """load_likelihoods' reading options from the query / score flags."""
+    per_token = True if args.per_token else False if args.per_model else None
+    return {"per_token": per_token, "reduce": args.reduce, "tokens": args.tokens,
+            "loss": args.loss}
 
 
-def _numeric(argument: str, values, where: str) -> np.ndarray:
+def read_values(path: str, argument: str, field, preferred: tuple[str, ...], **options
+                ) -> Likelihoods:
+    """One argument's file through load_likelihoods, errors prefixed with `--argument`.
+
+    Without `field`: the first of `preferred` the file has; else its only field (besides the
+    order and token-count fields); for --loglik, every field (one model each) when none is
+    preferred and several are left.
+    """
+    from provenance.likelihoods import check_options, read_likelihoods
+    from provenance.tables import open_table
+
+    split = options.pop("split", None)
     try:
-        array = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InputError(f"--{argument}: {where} holds non-numeric values") from None
-    return array
-
-
-def load_values(path: str | Path, argument: str, key: str | None = None
-                ) -> tuple[np.ndarray, list[str] | None, str]:
-    """Read one argument's values: (array (n,) or (models, n), model names or None, source)."""
-    path = Path(path)
-    if path.suffix not in FORMATS:
-        raise InputError(f"--{argument}: {str(path)!r} has suffix {path.suffix!r}; allowed "
-                         f"formats are {FORMATS}")
-    if not path.is_file():
-        raise InputError(f"--{argument}: file {str(path)!r} does not exist")
-    try:
-        if path.suffix == ".npy":
-            return _numeric(argument, np.load(path, allow_pickle=False), str(path)), None, \
-                str(path)
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                name = _pick(argument, list(archive.files), key, argument)
-                if name is None:
-                    raise InputError(f"--{argument}: the file has arrays {archive.files}; "
-                                     f"choose one with --{argument}-key")
-                return _numeric(argument, archive[name], f"{path}[{name}]"), None, \
-                    f"{path} array {name!r}"
-        rows = _read_table(path, argument)
-    except (OSError, ValueError, UnicodeDecodeError) as error:
-        if isinstance(error, InputError):
-            raise
-        raise InputError(f"--{argument}: cannot read {str(path)!r}: {error}") from None
-    fields = list(rows[0])
-    name = _pick(argument, fields, key, argument)
-    chosen = fields if name is None else [name]
-    columns = [_numeric(argument, [row[field] for row in rows], f"{path} field {field!r}")
-               for field in chosen]
-    if name is None:
-        return np.stack(columns), chosen, f"{path} fields {chosen}"
-    array = columns[0]
-    return (array.T if array.ndim == 2 else array), None, f"{path} field {name!r}"
-
-
-def _read_table(path: Path, argument: str) -> list[dict]:
-    """Rows of a .csv (with header) or .jsonl file as dictionaries."""
-    with path.open(newline="") as handle:
-        if path.suffix == ".csv":
-            rows = list(csv.DictReader(handle))
-        else:
-            rows = [json.loads(line) for line in handle if line.strip()]
-    if not rows or not all(isinstance(row, dict) for row in rows):
-        raise InputError(f"--{argument}: {str(path)!r} has no rows of named values")
-    missing = [i for i, row in enumerate(rows) if set(row) != set(rows[0])]
-    if missing:
-        raise InputError(f"--{argument}: {str(path)!r} row {missing[0] + 1} has fields "
-                         f"{sorted(rows[missing[0]])}, not {sorted(rows[0])}")
-    return rows
+        options = check_options(**options)
+        table = open_table(path, split)
+        if field is None:
+            others = [name for name in table.fields
+                      if name not in (options.get("order"), options.get("n_tokens"))]
+            present = [name for name in preferred if name in others]
+            field = present[0] if present else others if (
+                argument == "loglik" and len(others) > 1) else None
+        return read_likelihoods(table, field=field, **options)
+    except ValueError as error:
+        raise InputError(f"--{argument}: {error}") from None
 
 
 def _query(args: argparse.Namespace) -> int:
     from provenance.query import query_test
 
     check_output_file("--json", args.json)
-
-    loglik, models, loglik_source = load_values(args.loglik, "loglik", args.loglik_key)
-    order, _, order_source = load_values(args.order, "order", args.order_key)
-    reference, reference_source = None, None
+    if (args.order is None) == (args.order_field is None):
+        raise InputError("give the training order either as a file (--order FILE) or as a "
+                         "field of the --loglik file (--order-field NAME), not both or neither")
+    reading = _reading(args)
+    bob = read_values(args.loglik, "loglik", args.field, ("loglik",), order=args.order_field,
+                      n_tokens=args.n_tokens, split=args.split, **reading)
+    order, order_source = bob.order, f"{args.loglik} field {args.order_field!r}"
+    if args.order is not None:
+        read = read_values(args.order, "order", args.order_key, ("order",), split=args.split)
+        order, order_source = read.loglik, read.source
+    _check_lengths("order", order, order_source, bob)
+    reference = None
     if args.reference is not None:
-        reference, _, reference_source = load_values(args.reference, "reference",
-                                                     args.reference_key)
-    result = query_test(loglik, order, reference, statistic=args.statistic, method=args.method,
-                        alternative=args.alternative, models=models,
+        reference = read_values(args.reference, "reference", args.reference_key,
+                                (args.field, "reference", "loglik"), split=args.split,
+                                order=args.order_field if args.order_field else None,
+                                **reading)
+        _check_lengths("reference", reference.loglik, reference.source, bob)
+        if reference.order is not None and not np.array_equal(reference.order, order):
+            raise InputError(f"--reference: its field {args.order_field!r} lists the documents "
+                             f"in another order than --loglik's; give both files the same rows")
+    result = query_test(bob.loglik, order, None if reference is None else reference.loglik,
+                        statistic=args.statistic, method=args.method,
+                        alternative=args.alternative, models=bob.models, n_tokens=bob.n_tokens,
                         n_permutations=args.permutations, seed=args.seed)
-    print(f"read loglik from {loglik_source}; order from {order_source}"
-          + (f"; reference from {reference_source}" if reference_source else ""))
+    print(f"read loglik from {bob.source}; order from {order_source}"
+          + (f"; reference from {reference.source}" if reference else ""))
     print(result)
     if args.json is not None:
         record = result.to_dict()
-        record["inputs"] = {"loglik": loglik_source, "order": order_source,
-                            "reference": reference_source}
+        record["inputs"] = {"loglik": bob.source, "order": order_source,
+                            "reference": reference.source if reference else None}
         Path(args.json).write_text(json.dumps(record, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
+
+
+def _check_lengths(name: str, values: np.ndarray, source: str, bob: Likelihoods) -> None:
+    """Refuse files of different lengths, naming both (and the flag when rows look like
+    documents of per-token values)."""
+    n, m = bob.loglik.shape[-1], np.shape(values)[-1]
+    if n == m:
+        return
+    hint = ""
+    if bob.loglik.ndim == 2 and bob.loglik.shape[0] == m and bob.token_counts is None:
+        hint = (f"; --loglik was read as {bob.loglik.shape[0]} models x {n} documents: if its "
+                f"rows are documents of per-token values, add --per-token")
+    raise InputError(f"--{name}: {name} has {m} values ({source}) but loglik has {n} documents "
+                     f"({bob.source}){hint}")
 
 
 def _power(args: argparse.Namespace) -> int:
@@ -184,6 +169,21 @@ def _demo(demo_arguments: list[str]) -> int:
     return demo.main(demo_arguments) or 0
 
 
+def _add_reading_flags(parser: argparse.ArgumentParser) -> None:
+    lists = parser.add_mutually_exclusive_group()
+    lists.add_argument("--per-token", action="store_true",
+                       help="a field holding a list per document is its per-token values")
+    lists.add_argument("--per-model", action="store_true",
+                       help="a field holding a list per document is one value per model")
+    parser.add_argument("--reduce", choices=REDUCTIONS, default="mean",
+                        help="per-token values -> one per document (default: mean)")
+    parser.add_argument("--tokens", metavar="START:STOP",
+                        help="keep only these token positions of each document, e.g. 32:")
+    parser.add_argument("--loss", action="store_true",
+                        help="the values are losses (negative log-likelihoods): flip the sign")
+    parser.add_argument("--split", metavar="NAME", help="split of a saved DatasetDict")
+
+
 def _parser() -> argparse.ArgumentParser:
     from provenance.query import STATISTICS
     from provenance.stats import ALTERNATIVES, METHODS
@@ -194,11 +194,24 @@ def _parser() -> argparse.ArgumentParser:
     query = commands.add_parser("query", help="test log-likelihoods against training order",
                                 description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, required in (("loglik", True), ("order", True), ("reference", False)):
-        query.add_argument(f"--{name}", required=required, metavar="FILE")
-        flags = [f"--{name}-key"] + (["--key"] if name == "loglik" else [])
-        query.add_argument(*flags, dest=f"{name}_key", metavar="KEY",
-                           help=f"array / column / field holding {name} (default: {name})")
+    query.add_argument("--loglik", required=True, metavar="FILE",
+                       help="suspect model(s)' values: a file or a saved HuggingFace dataset")
+    query.add_argument("--field", "--loglik-key", "--key", dest="field", metavar="NAME",
+                       help="field holding them (default: loglik, else the only one; for a "
+                       "file of several other fields, one model per field)")
+    query.add_argument("--order", metavar="FILE", help="training order file (or --order-field)")
+    query.add_argument("--order-key", metavar="NAME", help="its field (default: order)")
+    query.add_argument("--order-field", metavar="NAME",
+                       help="the --loglik file's field holding each document's training step "
+                       "or position (any permutation or step index, any row order)")
+    query.add_argument("--reference", metavar="FILE",
+                       help="reference model's values, read like --loglik (same rows)")
+    query.add_argument("--reference-key", metavar="NAME",
+                       help="its field (default: --field's name if it has one, else reference, "
+                       "else loglik, else the only one)")
+    _add_reading_flags(query)
+    query.add_argument("--n-tokens", metavar="NAME",
+                       help="--loglik field of token counts: scores become per token")
     query.add_argument("--statistic", choices=STATISTICS, default="spearman")
     query.add_argument("--method", choices=METHODS, default="asymptotic")
     query.add_argument("--alternative", choices=ALTERNATIVES, default="greater")

@@ -188,8 +188,8 @@ def _check_finite(table: Table, name: str, values: np.ndarray, what: str = "row"
     if bad.size:
         index = int(bad[0][-1])
         raise LikelihoodFileError(
-            f"{str(table.path)!r} field {name!r} has {len(bad)} NaN or infinite value(s), first "
-            f"at {what} {index + 1}" + (" (a NaN/inf among its kept tokens)" if what ==
+            f"{str(table.path)!r} field {name!r} has {len(bad)} non-finite value(s) (NaN or inf), "
+            f"first at {what} {index + 1}" + (" (a NaN/inf among its kept tokens)" if what ==
                                          "document" else "")
             + "; drop or impute those documents")
 
@@ -222,6 +222,16 @@ def load_likelihoods(path: str | Path, *, field: str | Sequence[str] | None = No
             any permutation or step index, ties allowed, in any row order.
         split: the split of a saved DatasetDict (needed when it has more than one).
     """
+    options = check_options(per_token=per_token, reduce=reduce, tokens=tokens, loss=loss,
+                            n_tokens=n_tokens, order=order)
+    return read_likelihoods(open_table(path, split), field=field, **options)
+
+
+def check_options(*, per_token: bool | None = None, reduce: str = "mean",
+                  tokens: slice | str | None = None, loss: bool = False,
+                  n_tokens: str | None = None, order: str | None = None) -> dict:
+    """Check `load_likelihoods`' reading options before any file is opened; returns them for
+    `read_likelihoods` (with `tokens` parsed into `window`)."""
     if per_token not in (None, True, False):
         raise TypeError(f"per_token={per_token!r} must be None, True or False")
     if reduce not in REDUCTIONS:
@@ -233,7 +243,13 @@ def load_likelihoods(path: str | Path, *, field: str | Sequence[str] | None = No
     if per_token and reduce == "mean" and n_tokens is not None:
         raise ValueError(f"n_tokens={n_tokens!r} (--n-tokens) would normalise per-token means a "
                          f"second time; use it with reduce='sum' or per-document values")
-    table = open_table(path, split)
+    return {"per_token": per_token, "reduce": reduce, "window": window, "loss": bool(loss),
+            "n_tokens": n_tokens, "order": order}
+
+
+def read_likelihoods(table: Table, *, field, per_token: bool | None, reduce: str, window: slice,
+                     loss: bool, n_tokens: str | None, order: str | None) -> Likelihoods:
+    """`load_likelihoods` on a table already opened (options already checked)."""
     names = _choose_fields(table, field, {name for name in (order, n_tokens) if name})
     rows, counts = [], None
     for name in names:

@@ -205,7 +205,7 @@ CLI_CASES = [
     (QUERY + ["--method", "permutation", "--permutations", "0"], "n_permutations=0"),
     (["query", "--loglik", "bob.txt", "--order", "order.npy"], "--loglik"),
     (["query", "--loglik", "bob.npy", "--order", "order5.npy"], "order has 5"),
-    (QUERY + ["--reference", "nan.npy"], "reference has 1 non-finite"),
+    (QUERY + ["--reference", "nan.npy"], "--reference: 'nan.npy' field 'array' has 1 non-finite"),
     (["power", "--out", "no_such_dir/power.png"], "--out"),
     (["power", "--out", "folder.png"], "folder.png"),
     (["power", "--out", "power.jpg"], "--out"),
