@@ -20,6 +20,8 @@ from lazyrich.measures.alignment import relative_weight_change as relative_weigh
 from lazyrich.measures.alignment import representation_alignment as representation_alignment
 from lazyrich.measures.alignment import sign_similarity as sign_similarity
 from lazyrich.measures.alignment import weight_change as weight_change
+from lazyrich.measures.grokking_times import grokking_times as grokking_times
+from lazyrich.measures.grokking_times import half_time as half_time
 from lazyrich.measures.ntk import empirical_ntk as empirical_ntk
 from lazyrich.measures.rank_measures import effective_rank as effective_rank
 
