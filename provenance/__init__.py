@@ -21,6 +21,7 @@ from provenance.observational import (
     span_overlap_test,
 )
 from provenance.query import QueryResult, query_test
+from provenance.score import Scores, score
 from provenance.simulate import Palimpsest, palimpsest, power_curve
 from provenance.stats import CorrelationResult, pearson, rankdata, spearman
 from provenance.suffix_index import SuffixIndex, build_suffix_index, open_suffix_index
@@ -28,8 +29,8 @@ from provenance.suffix_index import SuffixIndex, build_suffix_index, open_suffix
 __all__ = ["CorrelationResult", "Palimpsest", "QueryResult", "RetrainResult", "SpanIndex",
            "SpanOverlapResult", "SuffixIndex", "build_span_index", "build_suffix_index",
            "combine_pvalues", "count_inversions",
-           "Likelihoods", "fisher_combination", "holm", "kendall", "load_likelihoods",
+           "Likelihoods", "Scores", "fisher_combination", "holm", "kendall", "load_likelihoods",
            "longest_matches", "open_suffix_index", "palimpsest", "pearson",
            "power_curve", "query_test", "rankdata", "reshuffled_rank_test", "reshuffled_z_test",
-           "simulate", "span_overlap_scores", "span_overlap_test", "spearman",
+           "score", "simulate", "span_overlap_scores", "span_overlap_test", "spearman",
            "stouffer_combination"]

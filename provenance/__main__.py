@@ -157,6 +157,60 @@ def _power(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    from provenance.score import load_lm, read_documents, score
+
+    suffix = Path(args.out).suffix
+    if suffix not in (".npz", ".jsonl"):
+        raise InputError(f"--out: {args.out!r} must end in .npz or .jsonl")
+    if args.per_token and suffix != ".jsonl":
+        raise InputError(f"--out: {args.out!r}: per-token log-likelihoods (--per-token) are "
+                         f"ragged lists; write them to a .jsonl file")
+    check_output_file("--out", args.out)
+    if args.store is not None and Path(args.store).exists() and not Path(args.store).is_dir():
+        raise InputError(f"--store: {args.store!r} is a file; give a folder")
+    try:
+        model = load_lm(args.model)
+    except ValueError as error:
+        raise InputError(f"--model: {error}") from None
+    try:
+        documents, order = read_documents(args.documents, args.documents_field, args.split,
+                                          args.order_field)
+    except ValueError as error:
+        raise InputError(f"--documents: {error}") from None
+    scores = score(model, documents, batch_size=args.batch_size, tokens=args.tokens,
+                   per_token=args.per_token, store=args.store, progress=not args.no_progress)
+    columns = {"loglik": scores.loglik, "n_tokens": scores.n_tokens}
+    if order is not None:
+        columns["order"] = order
+    _write_scores(Path(args.out), columns, scores.token_loglik)
+    print(f"scored {len(documents)} documents ({int(scores.n_tokens.sum())} tokens); "
+          f"wrote {args.out}")
+    return 0
+
+
+def _write_scores(path: Path, columns: dict, token_loglik) -> None:
+    """Write the score arrays (and per-token lists) in one go, replacing the file atomically."""
+    import io
+    import os
+    import tempfile
+
+    if path.suffix == ".npz":
+        buffer = io.BytesIO()
+        np.savez(buffer, **columns)
+        payload = buffer.getvalue()
+    else:
+        records = [{name: values[i].item() for name, values in columns.items()}
+                   for i in range(len(columns["loglik"]))]
+        for record, row in zip(records, token_loglik or [], strict=False):
+            record["token_loglik"] = row.tolist()
+        payload = "".join(json.dumps(record) + "\n" for record in records).encode()
+    handle, temporary = tempfile.mkstemp(dir=path.resolve().parent, prefix=f".{path.name}.")
+    with os.fdopen(handle, "wb") as file:
+        file.write(payload)
+    os.replace(temporary, path)
+
+
 def _demo(demo_arguments: list[str]) -> int:
     """Hand every argument after `demo` to provenance.demo.main, imported only now."""
     import importlib.util
@@ -234,6 +288,27 @@ def _parser() -> argparse.ArgumentParser:
     power.add_argument("--use-reference", action="store_true")
     power.add_argument("--seed", type=int, default=0)
     power.set_defaults(run=_power)
+    scorer = commands.add_parser("score", help="log-likelihoods of documents under an lm.py "
+                                 "model (written by provenance.score.save_lm)")
+    scorer.add_argument("--model", required=True, metavar="NPZ")
+    scorer.add_argument("--documents", required=True, metavar="FILE",
+                        help="(n, L) token array (.npy/.npz) or a field of token-id lists")
+    scorer.add_argument("--documents-field", metavar="NAME")
+    scorer.add_argument("--order-field", metavar="NAME",
+                        help="a field of --documents copied to the output as `order`")
+    scorer.add_argument("--split", metavar="NAME", help="split of a saved DatasetDict")
+    scorer.add_argument("--tokens", metavar="START:STOP",
+                        help="token positions summed into each document's loglik")
+    scorer.add_argument("--batch-size", type=int, default=64)
+    scorer.add_argument("--per-token", action="store_true",
+                        help="also write every token's log-probability (.jsonl output)")
+    scorer.add_argument("--store", metavar="DIR",
+                        help="write finished batches here; rerun to resume after a crash")
+    scorer.add_argument("--out", required=True, metavar="FILE",
+                        help=".npz (loglik, n_tokens[, order]) or .jsonl (one object per "
+                        "document)")
+    scorer.add_argument("--no-progress", action="store_true")
+    scorer.set_defaults(run=_score)
     commands.add_parser("demo", help="end-to-end demonstration (provenance.demo); its options "
                         "follow `demo`", add_help=False)
     return parser

@@ -82,7 +82,7 @@ def parse_tokens(tokens: slice | str | None) -> slice:
                      f"step, or a 'START:STOP' string")
 
 
-def _window(lengths: np.ndarray, window: slice) -> tuple[np.ndarray, np.ndarray]:
+def token_window(lengths: np.ndarray, window: slice) -> tuple[np.ndarray, np.ndarray]:
     """Per-row [begin, end) of `window` applied to lists of `lengths`, as Python slices do."""
     def bound(value, default):
         if value is None:
@@ -101,7 +101,7 @@ def reduce_ragged(column: Ragged, window: slice, reduce: str) -> tuple[np.ndarra
     Returns (reduced (rows,) float64, kept (rows,) int64); a row with no value in the window
     reduces to NaN (the caller names it).
     """
-    begin, end = _window(column.lengths, window)
+    begin, end = token_window(column.lengths, window)
     kept = end - begin
     starts = column.offsets[:-1] + begin
     padded = np.append(column.values, 0.0)  # index `total` is valid for a window at the end
