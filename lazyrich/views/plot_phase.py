@@ -1,0 +1,58 @@
+"""The grokking phase diagram from a saved `lazyrich phase` file: simulated and closed-form
+grokking times against alpha, one line per value of the second axis (P/D or eps), their ratio,
+and the simulated train-to-test delay."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from lazyrich.core.io import load  # noqa: E402
+
+
+def phase_diagram(source, out: str | None = None):
+    """Draw a `lazyrich phase` Dataset (or the path of its netCDF file); returns the Figure.
+
+    Panels: t_half_test of the simulation (points, mean +- sd over seeds) and of the closed form
+    (lines) vs alpha (log-log); their ratio; the delay t_half_test - t_half_train.
+    """
+    ds = load(source) if isinstance(source, str) else source
+    if not isinstance(ds, xr.Dataset) or "theory_t_half_test" not in ds:
+        raise ValueError("phase_diagram needs a Dataset written by `lazyrich phase` (with "
+                         "theory_t_half_test)")
+    axis = ds.attrs.get("axis", "P_over_D")
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    colours = plt.cm.viridis(np.linspace(0.1, 0.85, ds.sizes[axis]))
+    alpha = ds.alpha.values
+    for colour, value in zip(colours, ds[axis].values, strict=True):
+        point = ds.sel({axis: value})
+        label = f"{axis} = {value:g}"
+        sim = point.t_half_test
+        axes[0].errorbar(alpha, sim.mean("seed"), yerr=sim.std("seed"), fmt="o", color=colour,
+                         label=f"simulation, {label}")
+        axes[0].plot(alpha, point.theory_t_half_test, "-", color=colour)
+        axes[1].plot(alpha, point.ratio, "o-", color=colour, label=label)
+        delay = point.delay
+        axes[2].errorbar(alpha, delay.mean("seed"), yerr=delay.std("seed"), fmt="o-",
+                         color=colour, label=label)
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("output scale alpha")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("grokking time t_half_test (step x lr_scale)")
+    axes[0].set_title(f"points: simulation ({ds.attrs.get('method', '?')}), lines: closed form")
+    axes[0].legend(fontsize=7)
+    axes[1].axhline(1.0, color="grey", lw=0.8)
+    axes[1].set_ylabel("simulation / closed form")
+    axes[1].set_title(f"D = {ds.attrs.get('D', '?')}")
+    axes[2].set_ylabel("delay t_half_test - t_half_train")
+    axes[2].legend(fontsize=7)
+    fig.tight_layout()
+    if out is not None:
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+    return fig

@@ -1,0 +1,47 @@
+"""`lazyrich phase grokking` end to end at a tiny size, and its refusals before any work."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+import lazyrich
+from lazyrich.views.cli import main
+
+TINY = ["grokking", "--alpha", "0.5", "1", "--eps", "0.05", "0.1", "--P_over_D", "8", "--seed", "0",
+        "--D", "10", "--steps", "100", "--log_every", "10", "--no-progress"]
+# the mean-field solve takes ~20 s at this size on 2 cores (its compilation): slow
+METHODS = ["infinite"] + ([pytest.param("mean_field", marks=pytest.mark.slow)]
+                          if importlib.util.find_spec("dmft.mean_field") else [])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_phase_end_to_end(tmp_path, method, capsys):
+    """The file holds half times, delay, closed form and their ratio on (alpha, eps, seed);
+    the ratio is the seed mean over the closed form, and the figure is drawn from the file."""
+    out, figure = tmp_path / "phase.nc", tmp_path / "phase.png"
+    assert main(["phase", *TINY, "--method", method, "--out", str(out),
+                 "--figure", str(figure)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    ds = lazyrich.load(str(out))
+    assert ds.t_half_test.dims == ("alpha", "eps", "seed")
+    assert ds.attrs["method"] == method
+    ratio = ds.t_half_test.mean("seed") / ds.theory_t_half_test
+    np.testing.assert_allclose(ds.ratio.values, ratio.transpose(*ds.ratio.dims).values)
+    assert np.all(np.isfinite(ds.t_half_test.sel(alpha=0.5)))
+    assert figure.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--alpha", "1", "--P_over_D", "5", "8"], "--alpha needs at least 2"),
+    (["--alpha", "1", "2"], "exactly one of --P_over_D and --eps"),
+    (["--alpha", "1", "2", "--P_over_D", "5", "8", "--eps", "0.1", "0.2"], "exactly one"),
+    (["--alpha", "1", "2", "--P_over_D", "0.5", "8"], "--P_over_D must be > 1"),
+    (["--alpha", "1", "2", "--eps", "0.1", "0.2", "--steps", "15"], "multiple of --log_every"),
+    (["--alpha", "1", "2", "--eps", "0.1", "0.2", "--bogus", "3"], "bogus"),
+])
+def test_bad_input_is_refused_before_any_work(tmp_path, capsys, argv, message):
+    out = tmp_path / "phase.nc"
+    assert main(["phase", "grokking", *argv, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
