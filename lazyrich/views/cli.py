@@ -36,6 +36,7 @@ from lazyrich.views.cli_args import (
     one_line,
 )
 from lazyrich.views.cli_compare import compare_command
+from lazyrich.views.cli_phase import phase_command
 from lazyrich.views.cli_stages import Stages
 from lazyrich.views.cli_sweep import parse_sweep, runs_in
 
@@ -163,6 +164,8 @@ COMMANDS = {
     "plot": Command(_plot, "draw learning curves (and accuracy, alignment) of a saved sweep"),
     "compare": Command(compare_command, "grokking simulation against its theory (DMFT or the "
                                         "lazy limit) in one figure"),
+    "phase": Command(phase_command, "grokking phase diagram: grokking time and delay vs alpha "
+                                    "and P/D or eps, simulation beside the closed form"),
     "demo": Command(_demo, "the `make demo` alpha sweep: DIR/grokking.nc and DIR/grokking.png "
                            "(about a minute)"),
     "gallery": Command(_gallery, "regenerate the README's figures, one PNG per experiment"),
