@@ -137,6 +137,8 @@ def _read_rows_of(table: Table, name: str, column: Column, per_token: bool | Non
                   window: slice, reduce: str) -> tuple[np.ndarray, np.ndarray | None]:
     """One field as (models, n) values and, for per-token fields, (n,) kept token counts."""
     where = f"{str(table.path)!r} field {name!r}"
+    if (column.shape[-1] if isinstance(column, np.ndarray) else column.lengths.size) == 0:
+        raise LikelihoodFileError(f"{where} holds no documents")
     if isinstance(column, np.ndarray) and column.ndim == 1:
         if per_token:
             raise LikelihoodFileError(f"{where} holds one number per document, not per-token "
@@ -159,9 +161,9 @@ def _read_rows_of(table: Table, name: str, column: Column, per_token: bool | Non
         empty = np.flatnonzero(kept == 0)
         if empty.size:
             raise LikelihoodFileError(
-                f"{where}: document {int(empty[0])} (row {int(empty[0]) + 1}, "
-                f"{int(lengths[empty[0]])} tokens) keeps no token in the window tokens="
-                f"{_describe(window)} (--tokens); {empty.size} document(s) are empty")
+                f"{where}: the document in row {int(empty[0]) + 1} ({int(lengths[empty[0]])} "
+                f"tokens) keeps no token in the window tokens={_describe(window)} (--tokens); "
+                f"{empty.size} document(s) are empty")
         return reduced[None, :], kept
     if lengths.size and np.any(lengths != lengths[0]):
         raise LikelihoodFileError(
@@ -183,15 +185,14 @@ def _scalar_field(table: Table, name: str, what: str, flag: str) -> np.ndarray:
     return column
 
 
-def _check_finite(table: Table, name: str, values: np.ndarray, what: str = "row") -> None:
+def _check_finite(table: Table, name: str, values: np.ndarray, tokens: bool = False) -> None:
     bad = np.argwhere(~np.isfinite(values))
     if bad.size:
         index = int(bad[0][-1])
         raise LikelihoodFileError(
             f"{str(table.path)!r} field {name!r} has {len(bad)} non-finite value(s) (NaN or inf), "
-            f"first at {what} {index + 1}" + (" (a NaN/inf among its kept tokens)" if what ==
-                                         "document" else "")
-            + "; drop or impute those documents")
+            f"first at row {index + 1}" + (" (among that document's kept tokens)" if tokens
+                                            else "") + "; drop or impute those documents")
 
 
 def load_likelihoods(path: str | Path, *, field: str | Sequence[str] | None = None,
@@ -254,7 +255,7 @@ def read_likelihoods(table: Table, *, field, per_token: bool | None, reduce: str
     rows, counts = [], None
     for name in names:
         values, kept = _read_rows_of(table, name, table.column(name), per_token, window, reduce)
-        _check_finite(table, name, values, "document" if kept is not None else "row")
+        _check_finite(table, name, values, tokens=kept is not None)
         rows.append(values)
         counts = kept if kept is not None else counts
     if len({block.shape[-1] for block in rows}) > 1:

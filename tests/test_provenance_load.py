@@ -203,11 +203,11 @@ BAD = [  # (file name, contents, options, fragments the message must hold)
     ("nan.jsonl", [{"loss": 1.0}, {"loss": float("nan")}, {"loss": 3.0}], {"field": "loss"},
      ["non-finite", "row 2"]),
     ("nan_token.jsonl", [{"loss": [1.0, 2.0]}, {"loss": [1.0, float("nan")]}],
-     {"field": "loss", "per_token": True}, ["non-finite", "document 2"]),
+     {"field": "loss", "per_token": True}, ["non-finite", "row 2", "kept tokens"]),
     ("ragged_models.jsonl", [{"loss": [1.0, 2.0]}, {"loss": [1.0]}],
      {"field": "loss", "per_token": False}, ["different lengths", "--per-token"]),
     ("window.jsonl", [{"loss": [1.0, 2.0, 3.0]}, {"loss": [1.0]}],
-     {"field": "loss", "per_token": True, "tokens": "1:"}, ["document 1", "--tokens"]),
+     {"field": "loss", "per_token": True, "tokens": "1:"}, ["row 2", "--tokens"]),
     ("lacking.jsonl", [{"loss": 1.0, "index": 0}, {"loss": 2.0}], {"field": "loss",
                                                                    "order": "index"},
      ["row 2 has no field 'index'"]),
@@ -242,6 +242,9 @@ def test_bad_arrow_files_and_options(tmp_path):
         load_likelihoods(tmp_path / "nulls.parquet", field="loss", per_token=True)
     with pytest.raises(LikelihoodFileError, match="'name' has type string"):
         load_likelihoods(tmp_path / "nulls.parquet", field="name")
+    parquet.write_table(pa.table({"loss": pa.array([], pa.float64())}), tmp_path / "empty.parquet")
+    with pytest.raises(LikelihoodFileError, match="empty.parquet' field 'loss' holds no documents"):
+        load_likelihoods(tmp_path / "empty.parquet")
     (tmp_path / "folder").mkdir()
     with pytest.raises(LikelihoodFileError, match="not a saved HuggingFace dataset"):
         load_likelihoods(tmp_path / "folder")
