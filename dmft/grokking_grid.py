@@ -21,7 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dmft.grokking_scaling import grokking_time
 from lazyrich.experiments import grokking as experiment
+from lazyrich.measures.grokking_times import half_time
 
 CURVES = ("train_loss", "test_loss_population", "beta_M_beta", "trace_M", "v_norm2")
 GRID = {"alpha": 2.0 ** np.arange(-3, 4), "eps": (0.02, 0.05, 0.1), "P_over_D": (2, 3, 5, 8)}
@@ -91,6 +93,32 @@ def simulate_grid(D: int, P_over_D: float, seeds=range(4), *, steps: int = 20_00
     return {k: v.reshape(shape + v.shape[1:]) for k, v in out.items()}
 
 
+def relative_errors(runs: dict, D: int, P_over_D: float, alpha=GRID["alpha"],
+                    eps=GRID["eps"]) -> tuple[np.ndarray, np.ndarray]:
+    """(closed form / seed-median simulated half time - 1, fraction of seeds that grokked),
+    both (alpha, eps), from `simulate_grid`'s output (half time: floor 0, the population test
+    loss)."""
+    curves, times = runs["test_loss_population"], runs["time"]
+    t_half = np.array([[[half_time(curves[i, j, s], times[i, j, s], floor=0.0)
+                         for s in range(curves.shape[2])] for j in range(len(eps))]
+                       for i in range(len(alpha))])
+    theory = grokking_time(np.asarray(alpha)[:, None], np.asarray(eps)[None], P_over_D, D)
+    grokked = np.mean(np.isfinite(t_half), axis=-1)
+    with np.errstate(all="ignore"):
+        median = np.where(grokked > 0.5, np.nanmedian(t_half, axis=-1), np.nan)
+    return theory / median - 1, grokked
+
+
+def format_errors(errors: np.ndarray, grokked: np.ndarray, eps=GRID["eps"]) -> str:
+    """One line per eps: the error in % for each alpha ('-' where most seeds never grok)."""
+    lines = []
+    for j, e in enumerate(eps):
+        cells = [f"{100 * x:+5.0f}" if np.isfinite(x) else "    -" for x in errors[:, j]]
+        lines.append(f"  eps={e:<5g}" + " ".join(cells)
+                     + f"   (seeds grokked: {np.mean(grokked[:, j]):.0%})")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--D", type=int, nargs="+", default=[100, 200])
@@ -108,7 +136,10 @@ def main() -> None:
                             log_every=args.log_every)
         for k, v in out.items():
             saved[f"D{D}_lam{lam:g}_{k}"] = v
-        print(f"D={D} P/D={lam:g}: {time.time() - start:.1f} s", flush=True)
+        errors, grokked = relative_errors(out, D, lam)
+        print(f"D={D} P/D={lam:g} ({time.time() - start:.1f} s): closed form / simulation - 1 "
+              f"in %, alpha = {' '.join(f'{a:g}' for a in GRID['alpha'])}", flush=True)
+        print(format_errors(errors, grokked), flush=True)
         np.savez_compressed(args.out, alpha=GRID["alpha"], eps=np.array(GRID["eps"]), **saved)
 
 
