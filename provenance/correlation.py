@@ -17,6 +17,7 @@ from lazyrich.core.checks import check_positive_integer, check_seed, require_mem
 
 METHODS = ("asymptotic", "exact", "permutation")
 ALTERNATIVES = ("greater", "less", "two-sided")
+TWO_SIDED = ("absolute", "doubled")  # two-sided p of exact / permutation methods
 BLOCK_ELEMENTS = 2**22  # permutation blocks: at most this many (models x B x n) values
 NULL_COPIES = 2  # the null's blocks and their concatenation are alive together
 
@@ -45,17 +46,23 @@ class CorrelationResult:
                 f"{self.method}, alternative = {self.alternative}")
 
 
-def as_floats(name: str, values) -> np.ndarray:
-    """values as a float64 array, or a TypeError naming the argument."""
+def as_floats(name: str, values, keep_float32: bool = False) -> np.ndarray:
+    """values as a float64 array (float32 ones kept as they are if `keep_float32`: ranks need
+    only their order, and a float64 copy costs a pass), or a TypeError naming the argument."""
     try:
+        if keep_float32 and getattr(values, "dtype", None) == np.float32:
+            return np.asarray(values)
         return np.asarray(values, np.float64)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be an array of real numbers, got {values!r:.80}") from None
 
 
-def as_pair(x, y, axis: int, check_values: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """x, y as float64 with the paired axis last; shapes checked, values too if asked."""
-    x, y = (np.moveaxis(as_floats(name, values), axis, -1) for name, values in (("x", x), ("y", y)))
+def as_pair(x, y, axis: int, check_values: bool = True,
+            keep_float32: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """x, y as float64 (or float32, see `as_floats`) with the paired axis last; shapes checked,
+    values too if asked."""
+    x, y = (np.moveaxis(as_floats(name, values, keep_float32), axis, -1)
+            for name, values in (("x", x), ("y", y)))
     try:
         np.broadcast_shapes(x.shape, y.shape)
         if x.shape[-1] != y.shape[-1]:
@@ -102,11 +109,23 @@ def run_starts(ordered: np.ndarray) -> np.ndarray:
 
 
 def make_result(name, statistic, log_p, n, method, alternative) -> CorrelationResult:
+    """A result from the natural log of p (asymptotic tails, finite far below 1e-308)."""
     log_p = np.minimum(np.asarray(log_p, np.float64), 0.0)
-    log10 = log_p / math.log(10.0)
+    return _result(name, statistic, np.exp(log_p), log_p / math.log(10.0), n, method,
+                   alternative)
+
+
+def make_counted_result(name, statistic, pvalue, n, method, alternative) -> CorrelationResult:
+    """A result from a p-value that is a ratio of counts (exact and permutation methods): kept
+    as the one correctly rounded division, so 1/(B + 1) is exactly what `p <= alpha` expects."""
+    pvalue = np.minimum(np.asarray(pvalue, np.float64), 1.0)
+    return _result(name, statistic, pvalue, np.log10(pvalue), n, method, alternative)
+
+
+def _result(name, statistic, pvalue, log10, n, method, alternative) -> CorrelationResult:
     squeeze = (lambda a: float(a)) if np.ndim(statistic) == 0 else np.asarray
-    return CorrelationResult(squeeze(statistic), squeeze(np.exp(log_p)), squeeze(log10), n,
-                             method, alternative, name)
+    return CorrelationResult(squeeze(statistic), squeeze(pvalue), squeeze(log10), n, method,
+                             alternative, name)
 
 
 def tail_count(observed: np.ndarray, null: np.ndarray, alternative: str) -> np.ndarray:
@@ -123,9 +142,26 @@ def tail_count(observed: np.ndarray, null: np.ndarray, alternative: str) -> np.n
     return tail.sum(axis=-1)
 
 
-def log_permutation_p(observed: np.ndarray, null: np.ndarray, alternative: str) -> np.ndarray:
-    """log of (1 + #{null at least as extreme}) / (1 + B), never below log 1/(B + 1)."""
-    return np.log((1.0 + tail_count(observed, null, alternative)) / (1.0 + null.shape[-1]))
+def counted_p(observed: np.ndarray, null: np.ndarray, alternative: str, two_sided: str,
+              random: bool) -> np.ndarray:
+    """p-value from a null sample (..., B): (1 + #{at least as extreme}) / (1 + B) for B
+    `random` permutations (never below 1/(B + 1)), #{...} / B for all B orderings (exact).
+
+    Two-sided: "absolute" counts |null| >= |observed|; "doubled" is scipy's
+    `permutation_test` convention, twice the smaller one-sided p (capped at 1). They agree for
+    a symmetric null; with ties at small n they can differ (see the README).
+    """
+    plus = 1 if random else 0
+    total = null.shape[-1] + plus
+    if alternative == "two-sided" and two_sided == "doubled":
+        smaller = np.minimum(tail_count(observed, null, "greater"),
+                             tail_count(observed, null, "less"))
+        return np.minimum(1.0, 2.0 * (smaller + plus) / total)
+    return (tail_count(observed, null, alternative) + plus) / total
+
+
+def check_two_sided(two_sided: str) -> None:
+    check_choice("two_sided", two_sided, TWO_SIDED)
 
 
 def check_permutation_options(n_permutations, seed, chunk) -> int:

@@ -23,7 +23,9 @@ from provenance.correlation import (
     as_pair,
     check_choice,
     check_permutation_options,
-    log_permutation_p,
+    check_two_sided,
+    counted_p,
+    make_counted_result,
     make_result,
     require_permutation_memory,
     run_starts,
@@ -124,18 +126,21 @@ def _mahonian_cumulative(n: int) -> tuple[int, ...]:
     return tuple(np.cumsum(counts).tolist())
 
 
-def _kendall_exact_log_p(discordant: np.ndarray, n: int, alternative: str) -> np.ndarray:
-    """log P(D' <= d) for D' Mahonian, d the tail's discordant count; two-sided doubles it."""
+def _kendall_exact_p(discordant: np.ndarray, n: int, alternative: str) -> np.ndarray:
+    """P(D' <= d) for D' Mahonian, d the tail's discordant count, as one correctly rounded
+    division of exact integers; two-sided doubles it (capped at 1). The Mahonian law is
+    symmetric, so the "absolute" and "doubled" two-sided conventions agree here."""
     cumulative, total = _mahonian_cumulative(n), n * (n - 1) // 2
     tail = {"greater": lambda d: d, "less": lambda d: total - d,
             "two-sided": lambda d: min(d, total - d)}[alternative]
-    log_p = np.vectorize(lambda d: math.log(cumulative[tail(int(d))]) - math.lgamma(n + 1),
-                         otypes=[np.float64])(discordant)
-    return log_p + (math.log(2.0) if alternative == "two-sided" else 0.0)
+    factor = 2 if alternative == "two-sided" else 1
+    return np.vectorize(lambda d: min(1.0, factor * cumulative[tail(int(d))]
+                                      / math.factorial(n)), otypes=[np.float64])(discordant)
 
 
 def kendall(x, y, *, method: str = "asymptotic", alternative: str = "greater", axis: int = -1,
-            n_permutations: int = 10_000, seed: int = 0, chunk: int = 64) -> CorrelationResult:
+            n_permutations: int = 10_000, seed: int = 0, chunk: int = 64,
+            two_sided: str = "absolute") -> CorrelationResult:
     """Kendall's tau-b of x and y along `axis` with a p-value, in O(n log n).
 
     tau_b = (n0 - n1 - n2 + n3 - 2 D) / sqrt((n0 - n1)(n0 - n2)), with n0 = n(n-1)/2 pairs, n1 /
@@ -144,10 +149,12 @@ def kendall(x, y, *, method: str = "asymptotic", alternative: str = "greater", a
     variance [v0 - vx - vy] / 18 + Sx1 Sy1 / (2 n (n-1)) + Sx2 Sy2 / (9 n (n-1)(n-2)).
     "exact": D follows the Mahonian distribution (n <= 100, no ties). "permutation": y is
     reordered by B seeded random permutations (shared by all models), batched in chunks of at
-    most `chunk` permutations and BLOCK_ELEMENTS values.
+    most `chunk` permutations and BLOCK_ELEMENTS values; p = (1 + #{as extreme}) / (1 + B),
+    exactly 1/(B + 1) at the floor. two_sided ("absolute" | "doubled"): as for `spearman`.
     """
     check_choice("method", method, METHODS)
     check_choice("alternative", alternative, ALTERNATIVES)
+    check_two_sided(two_sided)
     seed = check_permutation_options(n_permutations, seed, chunk)
     x, y = as_pair(x, y, axis)
     n = x.shape[-1]
@@ -170,8 +177,8 @@ def kendall(x, y, *, method: str = "asymptotic", alternative: str = "greater", a
         if n > KENDALL_EXACT_MAX_N or np.any(ties_x["pairs"] + ties_y["pairs"] > 0):
             raise ValueError(f"method='exact' for kendall needs n <= {KENDALL_EXACT_MAX_N} and "
                              f"no ties; got n={n}; use 'asymptotic' or 'permutation'")
-        log_p = _kendall_exact_log_p(discordant, n, alternative)
-        return make_result("kendall", tau, log_p, n, method, alternative)
+        p = _kendall_exact_p(discordant, n, alternative)
+        return make_counted_result("kendall", tau, p, n, method, alternative)
     models = math.prod(np.broadcast_shapes(x.shape[:-1], y.shape[:-1]))
     chunk = require_permutation_memory("kendall", models, n, n_permutations, chunk,
                                        KENDALL_BLOCK_BYTES)
@@ -184,5 +191,5 @@ def kendall(x, y, *, method: str = "asymptotic", alternative: str = "greater", a
         null_discordant, null_joint = _kendall_counts(dense_x[..., None, :], shuffled_y)
         null.append((untied[..., None] + null_joint - 2 * null_discordant)
                     / denominator[..., None])
-    log_p = log_permutation_p(tau, np.concatenate(null, -1), alternative)
-    return make_result("kendall", tau, log_p, n, method, alternative)
+    p = counted_p(tau, np.concatenate(null, -1), alternative, two_sided, random=True)
+    return make_counted_result("kendall", tau, p, n, method, alternative)
