@@ -3,6 +3,7 @@
 `ConvergenceWarning` is what a fixed-point solver warns when it stops at its iteration cap.
 """
 
+from dmft import mean_field
 from dmft.fixed_point import ConvergenceWarning
 
-__all__ = ["ConvergenceWarning"]
+__all__ = ["ConvergenceWarning", "mean_field"]

@@ -127,3 +127,32 @@ def moments_step(deviation: dict, initial: dict, residual: jax.Array, x: jax.Arr
         "dS": deviation["dS"] + s_increment,
         "dC": deviation["dC"] - k * eps * (g @ c) - k * jnp.outer(b, initial["m0"]),
     }
+
+
+def moments_flow(deviation: dict, initial: dict, residual: jax.Array, x: jax.Array,
+                 alpha, eps) -> dict:
+    """Gradient-flow time derivatives of the moments: the lr_scale -> 0 limit of `moments_step`.
+
+    With time t = step x lr_scale, (moments_step - deviation) / lr_scale -> d/dt deviation:
+
+        dm/dt = -(2/alpha) (eps G m + b)
+        dS/dt = -(2/alpha) (eps (G S + S G) + m b^T + b m^T)
+        dC/dt = -(2/alpha) (eps G C + b m_0^T)
+
+    (in u = alpha (m - m_0), Q = alpha (eps/2) (S - S_0) these are the equations of
+    `dmft/README.md`). Arguments as `moments_step`; returns the derivatives of dm, dS, dC
+    (units 1 / time).
+    """
+    n_train, dim = x.shape
+    rate = 2.0 / alpha
+    b = x.T @ residual / (n_train * jnp.sqrt(dim))
+    g = (x.T * residual) @ x / (float(n_train) * dim)
+    m = initial["m0"] + deviation["dm"]
+    g_s = g @ (initial["S0"] + deviation["dS"])
+    cross = jnp.outer(m, b)
+    return {
+        "dm": -rate * (eps * (g @ m) + b),
+        "dS": -rate * (eps * (g_s + g_s.T) + cross + cross.T),
+        "dC": -rate * (eps * (g @ (initial["S0"] + deviation["dC"]))
+                       + jnp.outer(b, initial["m0"])),
+    }
