@@ -39,7 +39,7 @@ class InputError(ValueError):
 
 
 def _reading(args: argparse.Namespace) -> dict:
-    """load_likelihoods' reading options from the query / score flags."""
+    """load_likelihoods' reading options from the query command's flags."""
     per_token = True if args.per_token else False if args.per_model else None
     return {"per_token": per_token, "reduce": args.reduce, "tokens": args.tokens,
             "loss": args.loss}
@@ -60,6 +60,8 @@ def read_values(path: str, argument: str, field, preferred: tuple[str, ...], **o
     try:
         options = check_options(**options)
         table = open_table(path, split)
+        if argument == "reference" and options["order"] not in table.fields:
+            options["order"] = None  # checked against --loglik's order only when present
         if field is None:
             others = [name for name in table.fields
                       if name not in (options.get("order"), options.get("n_tokens"))]
@@ -90,8 +92,7 @@ def _query(args: argparse.Namespace) -> int:
     if args.reference is not None:
         reference = read_values(args.reference, "reference", args.reference_key,
                                 (args.field, "reference", "loglik"), split=args.split,
-                                order=args.order_field if args.order_field else None,
-                                **reading)
+                                order=args.order_field, **reading)
         _check_lengths("reference", reference.loglik, reference.source, bob)
         if reference.order is not None and not np.array_equal(reference.order, order):
             raise InputError(f"--reference: its field {args.order_field!r} lists the documents "

@@ -202,6 +202,10 @@ def test_reference_rows_in_another_order_and_rows_that_look_like_documents(tmp_p
     assert main(["query", "--loglik", str(tmp_path / "bob.jsonl"), "--order-field", "index",
                  "--reference", str(tmp_path / "ref.jsonl"), "--json", str(out)]) == 2
     assert "--reference: its field 'index'" in capsys.readouterr().err
+    (tmp_path / "plain.jsonl").write_text("".join(json.dumps({"loglik": float(i % 3)}) + "\n"
+                                                  for i in range(10)))
+    assert main(["query", "--loglik", str(tmp_path / "bob.jsonl"), "--order-field", "index",
+                 "--reference", str(tmp_path / "plain.jsonl")]) == 0  # no order field: trusted
     np.save(tmp_path / "tokens.npy", np.random.default_rng(0).normal(size=(10, 32)))
     np.save(tmp_path / "order.npy", np.arange(10))
     assert main(["query", "--loglik", str(tmp_path / "tokens.npy"), "--order",
