@@ -10,7 +10,10 @@ A HuggingFace dataset saved by `datasets.Dataset.save_to_disk` is a directory ho
 `state.json` (its `_data_files` list the shards in order), `dataset_info.json` and the shards
 `data-00000-of-0000N.arrow`, each an Arrow IPC *stream*; a `DatasetDict` adds a
 `dataset_dict.json` (`{"splits": [...]}`) above one such directory per split. Reading needs only
-pyarrow (the `data` extra), imported when a .parquet file or a dataset directory is opened.
+pyarrow (the `data` extra), imported when a .parquet file or a dataset directory is opened; a
+.jsonl file is read by pyarrow's multithreaded JSON reader when pyarrow is installed, and by
+Python's `json` otherwise or when pyarrow refuses it (mixed types, NaN), so that the error can
+name the row.
 
 Every error is a `LikelihoodFileError` (a ValueError) naming the file and the field.
 """
@@ -80,6 +83,10 @@ def open_table(path: str | Path, split: str | None = None) -> Table:
             import pyarrow.parquet as parquet
 
             return _arrow_table(path, _require_pyarrow(path, lambda: parquet.read_table(path)))
+        if path.suffix == ".jsonl":
+            table = _arrow_json(path)
+            if table is not None:
+                return _arrow_table(path, table)
         return _rows_table(path, _read_rows(path))
     except LikelihoodFileError:
         raise
@@ -94,6 +101,20 @@ def _require_pyarrow(path: Path, read: Callable):
         raise LikelihoodFileError(f"reading {str(path)!r} needs pyarrow: pip install "
                                   f"'lazyrich[data]'") from None
     return read()
+
+
+def _arrow_json(path: Path):
+    """The .jsonl file through pyarrow's multithreaded reader, or None when pyarrow is missing
+    or cannot read it (mixed types, NaN, no rows, ...): the Python reader then names the row."""
+    try:
+        import pyarrow as pa
+        import pyarrow.json as arrow_json
+    except ImportError:
+        return None
+    try:
+        return arrow_json.read_json(path)
+    except (pa.ArrowException, OSError):
+        return None
 
 
 def _array_table(path: Path, arrays: dict[str, np.ndarray]) -> Table:
@@ -203,7 +224,7 @@ def arrow_column(path: Path, name: str, array) -> Column:
     where = f"{str(path)!r} field {name!r}"
     if array.null_count:
         row = int(np.flatnonzero(np.asarray(array.is_null()))[0]) + 1
-        raise LikelihoodFileError(f"{where} is null (missing) at row {row}")
+        raise LikelihoodFileError(f"{where} has no value (null or missing) at row {row}")
     kind = array.type
     if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         return array.to_numpy(zero_copy_only=False).astype(np.float64)
