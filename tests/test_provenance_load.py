@@ -280,3 +280,16 @@ def test_query_test_refuses_a_bare_string_for_models():
         provenance.query_test(loglik, np.arange(20), models="bob")
     result = provenance.query_test(loglik[:1], np.arange(20), models=["bob"])
     assert result.models == ("bob",)
+
+
+def test_jsonl_reads_the_same_without_pyarrow(tmp_path, documents, monkeypatch):
+    """The Python json fallback (no pyarrow) gives the same values as pyarrow's reader."""
+    from provenance import tables
+
+    path = per_token_file(tmp_path, "jsonl", documents)
+    options = {"field": "loss", "per_token": True, "tokens": "1:", "order": "index"}
+    with_arrow = load_likelihoods(path, **options)
+    monkeypatch.setattr(tables, "_arrow_json", lambda path: None)
+    without = load_likelihoods(path, **options)
+    np.testing.assert_array_equal(with_arrow.loglik, without.loglik)
+    np.testing.assert_array_equal(with_arrow.order, without.order)
