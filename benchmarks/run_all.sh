@@ -1,33 +1,40 @@
 #!/usr/bin/env bash
-# Run every benchmark script and write their printed figures, with the device they ran on, to
-# one JSON file (default benchmarks/results.json), so CPU and accelerator runs compare directly.
-#   benchmarks/run_all.sh [OUTPUT.json]        (make bench calls this)
+# Run the benchmark scripts and write their printed figures, with the device they ran on
+# (`lazyrich info --json`) and each script's wall time, to one JSON file, so CPU and accelerator
+# runs compare directly. Scripts size themselves from JAX's backend (`--scale cpu|gpu`).
+#   benchmarks/run_all.sh [OUTPUT.json [SCRIPT.py ...]]      (make bench calls this)
+# OUTPUT defaults to benchmarks/results/<backend>-<device kind>.json; SCRIPTs to every
+# benchmarks/*.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
-out=${1:-benchmarks/results.json}
+if [ $# -ge 1 ]; then out=$1; shift; else
+    out=benchmarks/results/$("$PYTHON" -c 'import jax, re; d = jax.devices()[0]; print(re.sub(
+        "[^A-Za-z0-9]+", "-", f"{jax.default_backend()}-{getattr(d, \"device_kind\", d)}").strip("-").lower())').json
+fi
+if [ $# -ge 1 ]; then scripts=("$@"); else scripts=(benchmarks/*.py); fi
+mkdir -p "$(dirname "$out")"
 logs=$(mktemp -d)
 status=0
-for script in benchmarks/*.py; do
+for script in "${scripts[@]}"; do
     name=$(basename "$script" .py)
     echo "== $script"
-    if "$PYTHON" "$script" | tee "$logs/$name.txt"; then :; else status=1; echo "FAILED: $script"; fi
+    started=$(date +%s)
+    if "$PYTHON" "$script" 2>&1 | tee "$logs/$name.txt"; then :; else status=1; echo "FAILED: $script" | tee -a "$logs/$name.txt"; fi
+    echo "$(( $(date +%s) - started ))" > "$logs/$name.seconds"
 done
 "$PYTHON" - "$logs" "$out" <<'PY'
 import datetime, json, os, platform, sys
-import jax
+from lazyrich.core.devices import describe
 logs, out = sys.argv[1], sys.argv[2]
-device = jax.devices()[0]
+names = sorted(n[:-4] for n in os.listdir(logs) if n.endswith(".txt"))
 report = {
     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-    "backend": jax.default_backend(),
-    "device": getattr(device, "device_kind", str(device)),
-    "device_count": jax.device_count(),
-    "cpu_count": os.cpu_count(),
     "machine": platform.machine(),
-    "jax": jax.__version__,
-    "benchmarks": {name[:-4]: open(os.path.join(logs, name)).read().splitlines()
-                   for name in sorted(os.listdir(logs))},
+    "setup": describe(),
+    "seconds": {n: int(open(os.path.join(logs, n + ".seconds")).read()) for n in names},
+    "benchmarks": {n: [line for line in open(os.path.join(logs, n + ".txt")).read().splitlines()
+                       if "\r" not in line] for n in names},
 }
 with open(out, "w") as handle:
     json.dump(report, handle, indent=1)

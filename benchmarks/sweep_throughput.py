@@ -1,19 +1,25 @@
 """Throughput of the sweep engine against the authors' one-config-at-a-time loop.
 
-In one process, at three sizes (a toy size, the demo size and the paper's D=100, N=500, P=550):
-  (a) `lazyrich.sweep("grokking", ...)` on a 64-run alpha x seed grid (compiled once; timed
+In one process, at the sizes of `--scale` (cpu: a toy size, the demo size and the paper's
+D=100, N=500, P=550 on a 64-run grid; gpu: the demo and paper sizes on a 1,024-run grid, large
+enough to fill an accelerator; default: from JAX's backend):
+  (a) `lazyrich.sweep("grokking", ...)` on an alpha x seed grid (compiled once; timed
       after a warm-up call so compilation is reported separately);
   (b) the same 64 runs done as the authors' notebook does them: one configuration at a time, a
       Python loop over steps calling a jitted full-batch gradient step, with the same logging
-      (train and test loss every `log_every` steps);
-  (c) this machine's dense float32 matmul rate, measured here;
+      (train and test loss every `log_every` steps); on the gpu scale it runs 8 of the runs
+      (its rate is per run and step, so a subset measures it);
+  (c) this machine's dense float32 matmul rate, measured here (on accelerators also at the
+      reduced precisions `sweep(matmul_precision=...)` offers, and (a) at each of them);
   (m) the engine with `dynamics="moments"`: the same runs through the exact moment reduction
       (paper page Sec. 2b; equal to (a) up to rounding, O(P D^2 + D^3) per step instead of
       O(P N D)).
 Prints runs*steps/s of (a), (b) and (m), the ratios a/b and m/b, and the FLOP/s achieved by (a)
 (model FLOPs: forward and weight-gradient matmuls, 4 P N D per step) as a fraction of (c).
+Then the rank sweep of the RNN experiment (`rnn_rank`; gpu: N=300, 3 tasks x 6 ranks x 8
+seeds), engine only, in runs*steps/s.
 
-    python benchmarks/sweep_throughput.py [--runs 64] [--demo-steps 2000] [--paper-steps 200]
+    python benchmarks/sweep_throughput.py [--scale cpu|gpu] [--runs R] [--paper-steps S]
 """
 
 from __future__ import annotations
@@ -26,17 +32,33 @@ import jax.numpy as jnp
 import numpy as np
 
 import lazyrich
-from lazyrich.views.cli import DEMO
+from lazyrich.core.devices import MATMUL_PRECISIONS, matmul_precision_context
+from lazyrich.views.gallery import DEMO
 
 PAPER = {"D": 100, "N": 500, "P": 550, "n_test": 1000}
 TOY = {"D": 10, "N": 32, "P": 40, "n_test": 100}
 
 
-def matmul_flops_per_second(size: int = 2048, repeats: int = 10) -> float:
-    """Dense float32 (size x size) @ (size x size) rate of this machine, FLOP/s."""
+SCALES = {
+    "cpu": {"runs": 64, "demo_steps": 2000, "paper_steps": 200, "loop_runs": None,
+            "sizes": ("toy", "demo", "paper"), "matmul_size": 2048,
+            "rank": {"N": 64, "tasks": ["2AF"], "ranks": [1, 8, 64], "seeds": [0, 1],
+                     "steps": 200}},
+    "gpu": {"runs": 1024, "demo_steps": 2000, "paper_steps": 2000, "loop_runs": 8,
+            "sizes": ("demo", "paper"), "matmul_size": 8192,
+            "rank": {"N": 300, "tasks": ["2AF", "DMS", "CXT"], "ranks": [1, 2, 4, 8, 30, 300],
+                     "seeds": list(range(8)), "steps": 1000}},
+}
+
+
+def matmul_flops_per_second(size: int = 2048, repeats: int = 10,
+                            precision: str = "float32") -> float:
+    """Dense float32 (size x size) @ (size x size) rate of this machine at a matmul precision
+    (`lazyrich.core.devices.MATMUL_PRECISIONS`), FLOP/s."""
     a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
-    matmul = jax.jit(jnp.matmul)
+    with matmul_precision_context(precision):
+        matmul = jax.jit(jnp.matmul).lower(a, b).compile()
     matmul(a, b).block_until_ready()
     started = time.perf_counter()
     for _ in range(repeats):
@@ -53,10 +75,11 @@ def grid(runs: int) -> tuple[list[float], list[int]]:
 
 
 def engine(size: dict, alphas, seeds, steps: int, log_every: int,
-           dynamics: str = "network") -> tuple[float, float]:
+           dynamics: str = "network", precision: str = "float32") -> tuple[float, float]:
     """(compile + first run seconds, steady-state seconds) of the engine on the grid."""
     params = dict(alpha=alphas, seed=seeds, steps=steps, log_every=log_every, eps=0.02,
-                  lr_scale=0.5, dynamics=dynamics, progress=False, **size)
+                  lr_scale=0.5, dynamics=dynamics, progress=False, matmul_precision=precision,
+                  **size)
     started = time.perf_counter()
     lazyrich.sweep("grokking", **params)
     first = time.perf_counter() - started
@@ -103,35 +126,79 @@ def authors_loop(size: dict, alphas, seeds, steps: int, log_every: int) -> float
     return time.perf_counter() - started
 
 
+def rank_sweep(setting: dict, log_every: int = 100) -> tuple[int, float, float]:
+    """(runs, compile + first run seconds, steady seconds) of the rnn_rank sweep."""
+    params = dict(rank=setting["ranks"], seed=setting["seeds"], N=setting["N"],
+                  steps=setting["steps"], log_every=log_every, progress=False)
+    runs = len(setting["ranks"]) * len(setting["seeds"]) * len(setting["tasks"])
+    seconds = []
+    for _ in range(2):
+        started = time.perf_counter()
+        for task in setting["tasks"]:
+            lazyrich.sweep("rnn_rank", task=task, **params)
+        seconds.append(time.perf_counter() - started)
+    return runs, seconds[0], seconds[1]
+
+
+def default_scale() -> str:
+    return "cpu" if jax.default_backend() == "cpu" else "gpu"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=64)
-    parser.add_argument("--demo-steps", type=int, default=2000)
-    parser.add_argument("--paper-steps", type=int, default=200)
+    parser.add_argument("--scale", choices=list(SCALES), default=default_scale(),
+                        help="grid sizes for this kind of device (default: from the backend, "
+                             f"here {default_scale()!r})")
+    parser.add_argument("--runs", type=int, default=None, help="runs per grid (default: the "
+                        "scale's)")
+    parser.add_argument("--demo-steps", type=int, default=None)
+    parser.add_argument("--paper-steps", type=int, default=None)
     parser.add_argument("--log-every", type=int, default=20)
     args = parser.parse_args()
-    alphas, seeds = grid(args.runs)
+    scale = SCALES[args.scale]
+    alphas, seeds = grid(args.runs or scale["runs"])
     runs = len(alphas) * len(seeds)
-    peak = matmul_flops_per_second()
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), "
-          f"float32 matmul rate (c): {peak / 1e9:.1f} GFLOP/s")
+    precisions = ["float32"] if jax.default_backend() == "cpu" else list(MATMUL_PRECISIONS)
+    peaks = {p: matmul_flops_per_second(scale["matmul_size"], precision=p) for p in precisions}
+    print(f"scale: {args.scale}; device: {jax.devices()[0].device_kind} "
+          f"({jax.default_backend()}, {jax.device_count()} device(s))")
+    for precision, peak in peaks.items():
+        print(f"(c) matmul rate at {precision}: {peak / 1e9:.1f} GFLOP/s "
+              f"({scale['matmul_size']}^3 products)")
     demo_size = {"D": DEMO["D"], "N": DEMO["N"], "P": DEMO["P"], "n_test": 1000}
-    print("rates in runs*steps/s; compile = first call minus steady call, seconds")
-    print(f"{'size':<26}{'runs':>5}{'steps':>6}{'(a) engine':>11}{'(b) loop':>10}{'a/b':>6}"
-          f"{'(m) moments':>12}{'m/b':>6}{'compile':>8}{'(a)/(c)':>9}")
-    for name, size, steps in (("toy", TOY, args.demo_steps), ("demo", demo_size, args.demo_steps),
-                              ("paper", PAPER, args.paper_steps)):
-        compile_and_run, seconds = engine(size, alphas, seeds, steps, args.log_every)
+    sizes = {"toy": TOY, "demo": demo_size, "paper": PAPER}
+    print("rates in runs*steps/s; compile = first call minus steady call, seconds; (a)/(c): "
+          "achieved FLOP/s of (a) over the matmul rate at the same precision")
+    print(f"{'size':<26}{'precision':>14}{'runs':>6}{'steps':>6}{'(a) engine':>12}{'(b) loop':>10}"
+          f"{'a/b':>7}{'(m) moments':>12}{'m/b':>7}{'compile':>8}{'(a)/(c)':>9}")
+    for name in scale["sizes"]:
+        size = sizes[name]
+        steps = (args.paper_steps or scale["paper_steps"]) if name == "paper" else \
+            (args.demo_steps or scale["demo_steps"])
+        loop_alphas, loop_seeds = alphas, seeds
+        if scale["loop_runs"] is not None:
+            loop_alphas, loop_seeds = alphas[: scale["loop_runs"]], seeds[:1]
+        loop_runs = len(loop_alphas) * len(loop_seeds)
+        loop_seconds = authors_loop(size, loop_alphas, loop_seeds, steps, args.log_every)
+        rate_loop = loop_runs * steps / loop_seconds
         _, moments_seconds = engine(size, alphas, seeds, steps, args.log_every, "moments")
-        loop_seconds = authors_loop(size, alphas, seeds, steps, args.log_every)
-        rate_engine, rate_loop, rate_moments = (runs * steps / t for t in
-                                                (seconds, loop_seconds, moments_seconds))
-        flops = 4 * size["P"] * size["N"] * size["D"] * runs * steps / seconds
-        label = f"{name} D={size['D']} N={size['N']} P={size['P']}"
-        print(f"{label:<26}{runs:>5}{steps:>6}{rate_engine:>11.0f}{rate_loop:>10.0f}"
-              f"{rate_engine / rate_loop:>6.1f}{rate_moments:>12.0f}"
-              f"{rate_moments / rate_loop:>6.1f}{compile_and_run - seconds:>8.1f}"
-              f"{100 * flops / peak:>8.0f}%")
+        rate_moments = runs * steps / moments_seconds
+        for precision in precisions:
+            compile_and_run, seconds = engine(size, alphas, seeds, steps, args.log_every,
+                                              precision=precision)
+            rate_engine = runs * steps / seconds
+            flops = 4 * size["P"] * size["N"] * size["D"] * runs * steps / seconds
+            label = f"{name} D={size['D']} N={size['N']} P={size['P']}"
+            print(f"{label:<26}{precision:>14}{runs:>6}{steps:>6}{rate_engine:>12.0f}"
+                  f"{rate_loop:>10.0f}{rate_engine / rate_loop:>7.1f}{rate_moments:>12.0f}"
+                  f"{rate_moments / rate_loop:>7.1f}{compile_and_run - seconds:>8.1f}"
+                  f"{100 * flops / peaks[precision]:>8.1f}%")
+    setting = scale["rank"]
+    rank_runs, first, steady = rank_sweep(setting)
+    print(f"rank sweep (rnn_rank, N={setting['N']}, {len(setting['tasks'])} task(s) x "
+          f"{len(setting['ranks'])} ranks x {len(setting['seeds'])} seeds = {rank_runs} runs, "
+          f"{setting['steps']} steps): {rank_runs * setting['steps'] / steady:.0f} runs*steps/s, "
+          f"compile {first - steady:.1f} s")
 
 
 if __name__ == "__main__":

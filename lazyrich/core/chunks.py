@@ -20,6 +20,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from lazyrich.core import ntk_steps as at_steps
 from lazyrich.core import progress
+from lazyrich.core.devices import DEFAULT_MATMUL_PRECISION, matmul_precision_context
 from lazyrich.core.grid import Grid
 from lazyrich.experiments.base import Experiment
 
@@ -99,19 +100,22 @@ def padded_size(size: int) -> int:
 @functools.lru_cache(maxsize=64)
 def chunk_program(experiment: Experiment, static_items: tuple, dtype: str,
                   vmap_size: int | None, ntk_steps: tuple[int, ...],
-                  input_types: tuple[tuple[str, str], ...], size: int):
+                  input_types: tuple[tuple[str, str], ...], size: int,
+                  matmul_precision: str = DEFAULT_MATMUL_PRECISION):
     """The compiled (ahead of time) program for one chunk shape.
 
     Compiling before running lets the engine read the program's own memory needs
     (`program_bytes`) and refuse a chunk that would not fit before anything is allocated.
     `input_types` are (parameter name, dtype) pairs of the batched inputs, each of shape (size,).
+    The program is traced under `jax.default_matmul_precision` for `matmul_precision`.
     """
     group = vmap_size if jax.local_device_count() == 1 else None
     runner = compiled_runner(experiment, static_items, dtype, group, ntk_steps)
     sharding = _sharding()
     shapes = {name: jax.ShapeDtypeStruct((size,), np.dtype(kind), sharding=sharding)
               for name, kind in input_types}
-    return runner.lower(shapes).compile()
+    with matmul_precision_context(matmul_precision):
+        return runner.lower(shapes).compile()
 
 
 def program_bytes(program) -> int:
@@ -124,12 +128,13 @@ def program_bytes(program) -> int:
 
 
 def program_for(grid: Grid, columns: dict, static_items: tuple, vmap_size: int | None,
-                size: int, ntk_steps: tuple[int, ...]):
+                size: int, ntk_steps: tuple[int, ...],
+                matmul_precision: str = DEFAULT_MATMUL_PRECISION):
     """The compiled program for chunks of `size` runs of one static point."""
     example = chunk_inputs(grid, columns, np.zeros(1, dtype=int))
     input_types = tuple(sorted((name, str(value.dtype)) for name, value in example.items()))
     return chunk_program(grid.experiment, static_items, str(jnp.result_type(float)), vmap_size,
-                         ntk_steps, input_types, padded_size(size))
+                         ntk_steps, input_types, padded_size(size), matmul_precision)
 
 
 def chunk_inputs(grid: Grid, columns: dict[str, np.ndarray], index: np.ndarray) -> dict:
@@ -152,6 +157,7 @@ class ChunkJob(NamedTuple):
     vmap_size: int | None
     index: np.ndarray
     size: int
+    matmul_precision: str = DEFAULT_MATMUL_PRECISION
 
 
 def compute_chunk(experiment: Experiment, grid: Grid, columns: dict, job: ChunkJob,
@@ -161,7 +167,8 @@ def compute_chunk(experiment: Experiment, grid: Grid, columns: dict, job: ChunkJ
     The chunk is padded to `job.size` rounded up to a multiple of the local device count, and
     its batch axis is sharded over all local devices (GSPMD).
     """
-    program = program_for(grid, columns, job.static_items, job.vmap_size, job.size, ntk_steps)
+    program = program_for(grid, columns, job.static_items, job.vmap_size, job.size, ntk_steps,
+                          job.matmul_precision)
     size = padded_size(job.size)
     padded = np.concatenate([job.index, np.full(size - len(job.index), job.index[-1])])
     logged, once, bad, at_ntk = program(jax.device_put(chunk_inputs(grid, columns, padded),

@@ -17,15 +17,22 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
 from lazyrich.core import ntk_steps as at_steps
-from lazyrich.core.checks import check_positive_integer
+from lazyrich.core.checks import MEMORY_FRACTION, check_positive_integer
 from lazyrich.core.chunks import ChunkJob, compute_chunk
+from lazyrich.core.devices import (
+    DEFAULT_MATMUL_PRECISION,
+    check_matmul_precision,
+    device_memory,
+)
 from lazyrich.core.grid import Grid, make_grid
 from lazyrich.core.labels import flat_to_dataset, versions
 from lazyrich.core.plan import default_sizes, fit_in_memory
@@ -39,8 +46,6 @@ from lazyrich.core.store import (
 )
 from lazyrich.experiments.base import Experiment, get_experiment
 
-DEFAULT_MEMORY_BUDGET_BYTES = 1 << 30
-
 
 def _run_locally(experiment, grid, columns, jobs, ntk_steps):
     for job in jobs:
@@ -53,33 +58,53 @@ def _ray_executor(executor):
     return functools.partial(ray_chunks, address=None if executor == "ray" else executor)
 
 
-def _check_engine_options(chunk_size, vmap_size, progress, memory_budget_bytes) -> None:
+def _check_engine_options(chunk_size, vmap_size, progress, memory_budget_bytes,
+                          matmul_precision) -> int | None:
+    """Validate the engine's own options; the chunk size as an int, or None for automatic."""
+    if isinstance(chunk_size, str):
+        if chunk_size != "auto":
+            raise ValueError(f"chunk_size={chunk_size!r} is not a positive integer or 'auto'")
+        chunk_size = None
     check_positive_integer("chunk_size", chunk_size, allow_none=True)
     check_positive_integer("vmap_size", vmap_size, allow_none=True)
-    check_positive_integer("memory_budget_bytes", memory_budget_bytes)
+    check_positive_integer("memory_budget_bytes", memory_budget_bytes, allow_none=True)
+    check_matmul_precision(matmul_precision)
     if not isinstance(progress, bool):
         raise TypeError(f"progress={progress!r} has type {type(progress).__name__}; progress "
                         f"must be True or False")
+    return chunk_size
 
 
-def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
+def sweep(experiment: str | Experiment, *, chunk_size: int | str | None = "auto",
           vmap_size: int | None = None, progress: bool = True,
-          memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
+          memory_budget_bytes: int | None = None,
+          matmul_precision: str = DEFAULT_MATMUL_PRECISION,
           ntk_steps: Sequence[int] | None = None, store: str | os.PathLike | None = None,
           overwrite: bool = False, executor: str | None = None, **params) -> xr.Dataset:
     """Run every combination of the given parameters and return the results as a Dataset.
 
     Args:
         experiment: name of a registered experiment (see `lazyrich.experiments()`).
-        chunk_size: most runs computed at once (in memory together); default: as many as fit in
-            `memory_budget_bytes`, at most all runs of one static point.
+        chunk_size: most runs computed at once (in memory together). "auto" (or None, the
+            same): as many runs as fit in `memory_budget_bytes` at an estimated four times a
+            run's state plus its logs, at most all runs of one static point; then each chunk's
+            program is compiled and its own memory analysis shrinks a chunk that would not fit.
+            The choice and why are in `attrs["chunk_plan"]` (JSON).
         vmap_size: runs vectorised together inside a chunk; the chunk's groups of `vmap_size`
             runs follow one another inside the same compiled program (`lax.map`). Default: the
-            whole chunk on accelerators; on CPUs groups of about 2 MiB of state, since vmapping
-            many large runs turns their matmuls into slower batched matmuls
-            (`benchmarks/sweep_throughput.py` measures the choices).
+            whole chunk on accelerators; on CPUs groups whose state fills about one core's L2
+            cache (read from sysfs; 2 MiB where unknown), since vmapping many large runs turns
+            their matmuls into slower batched matmuls (`benchmarks/sweep_throughput.py`
+            measures the choices).
         progress: show a progress bar over runs (runs/s, ETA).
-        memory_budget_bytes: memory allowed for one chunk when `chunk_size` is None.
+        memory_budget_bytes: memory for one chunk when `chunk_size` is automatic; default
+            MEMORY_FRACTION (0.8) of what the devices have free now: an accelerator's own
+            `memory_stats()` (smallest over the local devices), the host's available memory on
+            CPU (`LAZYRICH_MEMORY_BYTES` overrides both; `lazyrich info` prints the number).
+        matmul_precision: "float32" (default: full-precision products on every backend),
+            "tensorfloat32" or "bfloat16" (faster reduced-precision products on GPUs/TPUs; on
+            CPUs XLA computes float32 regardless). Recorded in `attrs["matmul_precision"]`;
+            the README's "On a GPU" section gives the measured difference in the curves.
         ntk_steps: steps at which an experiment's costly metrics (`ntk_metrics`: NTK, kernel
             alignment, ...) are computed, each a multiple of `log_every` in [0, steps]; default
             the first and last step. Their outputs get an `ntk_step` dimension. Only for
@@ -112,7 +137,8 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
             compilation, before anything is allocated, naming the parameter to change.
     """
     exp = get_experiment(experiment)
-    _check_engine_options(chunk_size, vmap_size, progress, memory_budget_bytes)
+    chunk_size = _check_engine_options(chunk_size, vmap_size, progress, memory_budget_bytes,
+                                       matmul_precision)
     if executor is not None and not isinstance(executor, str):
         raise TypeError(f"executor={executor!r} has type {type(executor).__name__}; executor "
                         f"must be None, 'ray' or a Ray address string")
@@ -136,11 +162,24 @@ def sweep(experiment: str | Experiment, *, chunk_size: int | None = None,
     with store_lock(store):
         grid = requested if store is None else _grid_in_store_order(store, requested)
         if store is not None:
-            check_resumable(store, {**grid.config(), "dtype": _dtype_name()}, overwrite)
-        flat, seconds = _sweep_grid(grid, store, overwrite, chunk_size, vmap_size,
-                                    memory_budget_bytes, ntk_steps, executor, progress)
+            check_resumable(store, {**grid.config(), "dtype": _dtype_name(),
+                                    "matmul_precision": matmul_precision}, overwrite)
+        plan = ChunkPlan(chunk_size, vmap_size, memory_budget_bytes, matmul_precision)
+        flat, seconds, chosen = _sweep_grid(grid, store, overwrite, plan, ntk_steps, executor,
+                                            progress)
     ds = flat_to_dataset(grid, flat, ntk_steps, seconds)
+    ds.attrs["matmul_precision"] = matmul_precision
+    ds.attrs["chunk_plan"] = json.dumps(chosen)
     return ds if grid is requested else in_requested_order(ds, requested)
+
+
+class ChunkPlan(NamedTuple):
+    """The caller's engine options that decide chunking and compilation."""
+
+    chunk_size: int | None
+    vmap_size: int | None
+    memory_budget_bytes: int | None
+    matmul_precision: str
 
 
 def _dtype_name() -> str:
@@ -189,10 +228,11 @@ def in_requested_order(ds: xr.Dataset, requested: Grid) -> xr.Dataset:
     return ordered
 
 
-def _sweep_grid(grid: Grid, store: str | None, overwrite: bool, chunk_size, vmap_size,
-                memory_budget_bytes: int, ntk_steps: tuple[int, ...], executor,
-                progress: bool) -> tuple[dict, float]:
-    """Plan, check memory, open the store, run the chunks; (flat results, seconds)."""
+def _sweep_grid(grid: Grid, store: str | None, overwrite: bool, plan: ChunkPlan,
+                ntk_steps: tuple[int, ...], executor, progress: bool
+                ) -> tuple[dict, float, dict]:
+    """Plan, check memory, open the store, run the chunks; (flat results, seconds, the plan
+    as recorded in attrs["chunk_plan"])."""
     exp = grid.experiment
     static_points = list(grid.static_points())
     columns = grid.batched_columns()
@@ -203,17 +243,28 @@ def _sweep_grid(grid: Grid, store: str | None, overwrite: bool, chunk_size, vmap
               + ((len(ntk_steps),) if o.at_ntk_steps else (n_log,) if o.per_step else ())
               for k, o in outputs.items()}
     shapes["diverged"] = (len(static_points), n_batched)
-    layout = [(s, static, *default_sizes(grid, static, n_batched, chunk_size, vmap_size,
-                                          memory_budget_bytes))
+    memory = device_memory()
+    budget = plan.memory_budget_bytes or int(MEMORY_FRACTION * memory.free_bytes)
+    layout = [(s, static, *default_sizes(grid, static, n_batched, plan.chunk_size,
+                                          plan.vmap_size, budget))
               for s, (_, static) in enumerate(static_points)]
     if store is not None:
-        layout = _store_layout(store, layout, chunk_size, n_batched)
-    layout, full_shapes = fit_in_memory(grid, columns, layout, chunk_size is not None,
-                                        ntk_steps, shapes, store is not None)
+        layout = _store_layout(store, layout, plan.chunk_size, n_batched)
+    layout, full_shapes = fit_in_memory(grid, columns, layout, plan.chunk_size is not None,
+                                        ntk_steps, shapes, store is not None,
+                                        plan.matmul_precision, memory)
+    chosen = {"chunk_size": int(max(entry[2] for entry in layout)),
+              "vmap_size": None if layout[0][3] is None else int(layout[0][3]),
+              "devices": jax.local_device_count(), "backend": jax.default_backend(),
+              "memory_bytes": int(memory.free_bytes), "memory_source": memory.source,
+              "budget_bytes": int(budget),
+              "chosen_by": "caller" if plan.chunk_size is not None else
+              "store" if store is not None and os.path.isdir(store) and os.listdir(store)
+              else "memory budget"}
     run_store = None
     if store is not None:
         description = {**grid.config(), "chunk_size": int(layout[0][2]),
-                       "dtype": _dtype_name(),
+                       "dtype": _dtype_name(), "matmul_precision": plan.matmul_precision,
                        "ntk_steps": list(ntk_steps)}
         run_store = SweepStore(store, description, full_shapes, versions(), overwrite)
     flat: dict[str, np.ndarray] = {k: np.full(v, np.nan) for k, v in full_shapes.items()
@@ -225,7 +276,7 @@ def _sweep_grid(grid: Grid, store: str | None, overwrite: bool, chunk_size, vmap
             index = np.arange(start, min(start + size, n_batched))
             if run_store is None or not run_store.is_finished(s, chunk):
                 jobs.append(ChunkJob(s, chunk, tuple(sorted(static.items())), group, index,
-                                     size))
+                                     size, plan.matmul_precision))
     run_chunks = _run_locally if executor is None else _ray_executor(executor)
     started = time.perf_counter()
     steps = grid.scalars["steps"]
@@ -245,7 +296,7 @@ def _sweep_grid(grid: Grid, store: str | None, overwrite: bool, chunk_size, vmap
             bar.refresh()
     if run_store is not None:
         flat, _ = run_store.read()
-    return flat, time.perf_counter() - started
+    return flat, time.perf_counter() - started, chosen
 
 
 def _store_layout(path: str, layout: list, chunk_size, n_batched: int) -> list:

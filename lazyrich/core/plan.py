@@ -23,10 +23,10 @@ from lazyrich.core.checks import (
     format_bytes,
 )
 from lazyrich.core.chunks import chunk_inputs, program_bytes, program_for
+from lazyrich.core.devices import MemoryReport, cpu_cache_bytes
 from lazyrich.core.grid import Grid
 from lazyrich.measures.ntk import DEFAULT_JACOBIAN_ELEMENTS
 
-CPU_GROUP_BYTES = 2 << 20
 RESULT_BYTES = 8  # the engine gathers results in float64 numpy arrays
 
 
@@ -50,7 +50,8 @@ def default_sizes(grid: Grid, static: Mapping[str, Any], n_batched: int, chunk_s
     A chunk holds as many runs as fit the memory budget (state x4 for gradients and
     temporaries, plus logs). On CPUs, vmapping runs whose states outgrow the caches turns each
     matmul into a slower batched matmul (measured 1.5x slower per run at the paper's size), so
-    runs are vmapped in groups of about CPU_GROUP_BYTES of state; accelerators vmap the chunk.
+    runs are vmapped in groups whose state fills about one core's L2 cache
+    (`devices.cpu_cache_bytes`); accelerators vmap the whole chunk.
     """
     state_bytes = _state_bytes(grid, static)
     if chunk_size is None:
@@ -61,7 +62,7 @@ def default_sizes(grid: Grid, static: Mapping[str, Any], n_batched: int, chunk_s
         chunk_size = max(1, min(n_batched, memory_budget_bytes // per_run))
     chunk_size = min(chunk_size, n_batched)
     if vmap_size is None and jax.default_backend() == "cpu":
-        vmap_size = max(1, CPU_GROUP_BYTES // state_bytes)
+        vmap_size = max(1, cpu_cache_bytes() // state_bytes)
     if vmap_size is not None and vmap_size >= chunk_size:
         vmap_size = None
     return chunk_size, vmap_size
@@ -87,7 +88,8 @@ def _shape_parameters(grid: Grid, static: Mapping[str, Any]) -> str:
 
 
 def fit_in_memory(grid: Grid, columns: dict, layout: list, fixed_chunk: bool,
-                  ntk_steps: tuple[int, ...], shapes: dict, common_size: bool
+                  ntk_steps: tuple[int, ...], shapes: dict, common_size: bool,
+                  matmul_precision: str, memory: MemoryReport
                   ) -> tuple[list, dict[str, tuple[int, ...]]]:
     """Compile every static point's chunk program and check that the sweep fits in memory.
 
@@ -96,6 +98,10 @@ def fit_in_memory(grid: Grid, columns: dict, layout: list, fixed_chunk: bool,
         fixed_chunk: the caller chose the chunk size (never shrink it).
         shapes: output name -> (static points, runs[, log or ntk steps]).
         common_size: every static point must keep one chunk size (stores).
+        matmul_precision: the programs' matmul precision (`devices.MATMUL_PRECISIONS`).
+        memory: free memory of the devices the chunk programs run on. On CPU the programs and
+            the gathered results share it; on an accelerator the results live on the host and
+            are checked against the host's available memory.
 
     Returns:
         (layout with chunk sizes that fit, output name -> full flat shape).
@@ -104,18 +110,21 @@ def fit_in_memory(grid: Grid, columns: dict, layout: list, fixed_chunk: bool,
         MemoryEstimateError: the sweep would not fit, naming what to change.
         ValueError: an output changes shape across static points while `common_size`.
     """
-    allowed = MEMORY_FRACTION * available_memory_bytes()
+    allowed = MEMORY_FRACTION * memory.free_bytes
+    shared = jax.default_backend() == "cpu" or "memory_stats" not in memory.source
+    host_allowed = allowed if shared else MEMORY_FRACTION * available_memory_bytes()
     full_shapes = {"diverged": shapes["diverged"]}
     fitted, peak, peak_entry = [], 0, None
     for entry in layout:
         s, static, size, group = entry
         items = tuple(sorted(static.items()))
-        program = program_for(grid, columns, items, group, size, ntk_steps)
+        program = program_for(grid, columns, items, group, size, ntk_steps, matmul_precision)
         chunk_bytes = program_bytes(program)
         if chunk_bytes > allowed and not fixed_chunk and size > 1:
             size = max(1, int(size * allowed / chunk_bytes))
             group = group if group is not None and group < size else None
-            program = program_for(grid, columns, items, group, size, ntk_steps)
+            program = program_for(grid, columns, items, group, size, ntk_steps,
+                                  matmul_precision)
             chunk_bytes = program_bytes(program)
         for k, shape in _output_shapes(program, shapes).items():
             if full_shapes.setdefault(k, shape) != shape:
@@ -130,7 +139,13 @@ def fit_in_memory(grid: Grid, columns: dict, layout: list, fixed_chunk: bool,
         fitted = [(s, static, size, group if group is not None and group < size else None)
                   for s, static, _, group in fitted]
     results = _results_bytes(full_shapes)
-    if peak + results > allowed:
+    if not shared and results > host_allowed:
+        raise MemoryEstimateError(
+            f"sweep of {grid.experiment.name!r} ({grid.n_runs} runs) keeps "
+            f"{format_bytes(results)} of results in host memory but this process can use "
+            f"{format_bytes(host_allowed / MEMORY_FRACTION)}; raise log_every= (now "
+            f"{grid.scalars['log_every']}) or split the grid into several sweeps")
+    if peak + (results if shared else 0) > allowed:
         static, size = peak_entry
         if results > peak:
             remedy = (f"the results alone take {format_bytes(results)}: raise log_every= (now "
@@ -144,5 +159,5 @@ def fit_in_memory(grid: Grid, columns: dict, layout: list, fixed_chunk: bool,
             f"sweep of {grid.experiment.name!r} ({grid.n_runs} runs, chunks of {size}) needs "
             f"about {format_bytes(peak + results)} ({format_bytes(peak)} for a chunk's "
             f"compiled program, {format_bytes(results)} for the results) but this process can "
-            f"use {format_bytes(allowed / MEMORY_FRACTION)}; {remedy}")
+            f"use {format_bytes(allowed / MEMORY_FRACTION)} ({memory.source}); {remedy}")
     return fitted, full_shapes

@@ -96,10 +96,10 @@ def _first_difference(stored: dict, requested: dict) -> str | None:
             if old.get(name) != new.get(name) and not _same_values(old.get(name), new.get(name)):
                 return (f"{noun} {name!r} differs: the store has {old.get(name)!r}, this call "
                         f"asks for {new.get(name)!r}")
-    for key in ("chunk_size", "dtype"):
-        if stored.get(key) != requested.get(key):
-            return (f"{key} differs: the store has {stored.get(key)!r}, this call asks for "
-                    f"{requested.get(key)!r}")
+    for key, default in (("chunk_size", None), ("dtype", None), ("matmul_precision", "float32")):
+        if stored.get(key, default) != requested.get(key, default):
+            return (f"{key} differs: the store has {stored.get(key, default)!r}, this call "
+                    f"asks for {requested.get(key, default)!r}")
     return None
 
 

@@ -36,6 +36,7 @@ from lazyrich.views.cli_args import (
     one_line,
 )
 from lazyrich.views.cli_compare import compare_command
+from lazyrich.views.cli_info import info_command
 from lazyrich.views.cli_phase import phase_command
 from lazyrich.views.cli_stages import Stages
 from lazyrich.views.cli_sweep import parse_sweep, runs_in
@@ -170,6 +171,8 @@ COMMANDS = {
                            "(about a minute)"),
     "gallery": Command(_gallery, "regenerate the README's figures, one PNG per experiment"),
     "experiments": Command(_experiments, "list every experiment with its parameters"),
+    "info": Command(info_command, "JAX version, backend, devices and their free memory, float64 "
+                                  "and matmul precision (`--json` for a machine-readable copy)"),
 }
 
 
