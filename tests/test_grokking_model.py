@@ -33,7 +33,8 @@ def test_step_is_gradient_descent_on_the_plain_loss(x64, train_readout):
     """One engine step = W - eta * grad of an independently written loss, eta = lr_scale N
     (float64, 1e-12 relative); the closed-form update of paper page Sec. 2b agrees too."""
     p = lazyrich.get_experiment("grokking").defaults(alpha=0.7, eps=0.3, lr_scale=0.4,
-                                                     train_readout=train_readout, **SMALL)
+                                                     train_readout=train_readout,
+                                                     dynamics="network", **SMALL)
     state = _run(p, 3)
     new = grokking.step(state, p)
     data = state["data"]

@@ -48,7 +48,7 @@ def test_logged_population_loss_matches_a_large_fresh_test_set(x64):
     """`test_loss_population` logged during training equals the loss of the trained network on
     400k fresh inputs within 4 standard errors (statistics from the state, not the test set)."""
     p = lazyrich.get_experiment("grokking").defaults(alpha=0.5, eps=0.3, D=8, N=30, P=40,
-                                                     n_test=16)
+                                                     n_test=16, dynamics="network")
     state = grokking.init(jax.random.key(1), p)
     for _ in range(60):
         state = grokking.step(state, p)

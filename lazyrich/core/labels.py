@@ -129,4 +129,6 @@ def to_dataset(grid: Grid, curves: dict, per_run: dict, diverged: np.ndarray,
         **versions(),
         **{k: attribute(v) for k, v in grid.scalars.items()},
     })
+    if exp.resolved_attrs is not None:
+        ds.attrs.update(exp.resolved_attrs([static for _, static in grid.static_points()]))
     return ds

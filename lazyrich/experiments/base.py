@@ -171,6 +171,9 @@ class Experiment:
         check_batched: (static_params, values) -> None, validation before any compilation of
             batched parameters against static ones (e.g. rank <= N); `values` maps every
             batched parameter to the tuple of values it takes in the sweep; raises ValueError.
+        resolved_attrs: (static parameters of every static point, in grid order) -> dict of
+            Dataset attrs recording choices the experiment makes from them (e.g. what
+            `dynamics="auto"` runs); or None.
     """
 
     name: str
@@ -187,6 +190,7 @@ class Experiment:
     ntk_metrics: Callable | None = None
     ntk_reference: Callable | None = None
     check_batched: Callable | None = None
+    resolved_attrs: Callable | None = None
 
     def defaults(self, **overrides) -> dict[str, Any]:
         """Every parameter at its default, with `overrides` validated and applied.

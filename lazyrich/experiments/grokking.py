@@ -8,14 +8,23 @@ moves at an alpha-independent rate while the weights move ~ 1/alpha, so large al
 early, test loss late, when the features align with the target direction beta).
 
 `dynamics` selects how the network is stepped:
+- "auto" (default): "moments" wherever it is exact for every output (fixed readouts, no
+  linearised model), "network" otherwise; the choice is in the result's
+  `attrs["dynamics_resolved"]`;
 - "network": gradient descent on the N x D weights (readouts optionally trained);
 - "moments": the exact reduction to the neuron population's moments from the same finite-N
   initialisation (fixed readouts; equal to "network" up to rounding, independent of N in cost);
 - "infinite": the same moments dynamics from the N -> infinity initialisation m_0 = 0,
   S_0 = init_scale^2 I (the mean-field limit).
+
+`online=True` draws P fresh training examples at every step (no data reuse; the batch of step s
+from `jax.random.fold_in` of the run's key with s, static shapes) instead of one fixed training
+set; the first batch is the offline training set, so both start alike.
 """
 
 from __future__ import annotations
+
+import json
 
 import jax
 import jax.numpy as jnp
@@ -36,7 +45,8 @@ from lazyrich.tasks.polynomial import (
     single_index_target,
 )
 
-DYNAMICS = ("network", "moments", "infinite")
+DYNAMICS = ("auto", "network", "moments", "infinite")
+ONLINE_STREAM = 1  # fold_in tag of the online batches' key (the run's own draw uses the key)
 
 PARAMETERS = {
     "alpha": Parameter(1.0, "float", static=False, minimum=0, exclusive_minimum=True,
@@ -57,9 +67,12 @@ PARAMETERS = {
                         doc="target polynomial: z^k or the Hermite polynomial He_k(z)"),
     "train_readout": Parameter(False, "bool", static=True,
                                doc="also train the readout weights a_i (initialised to 1)"),
-    "dynamics": Parameter("network", "choice", static=True, choices=DYNAMICS,
-                          doc="step the weights, their exact moments, or the infinite-width "
-                              "moments"),
+    "dynamics": Parameter("auto", "choice", static=True, choices=DYNAMICS,
+                          doc="auto: moments where exact (fixed readouts, not linearized), "
+                              "network otherwise; or step the weights, their exact moments, or "
+                              "the infinite-width moments"),
+    "online": Parameter(False, "bool", static=True,
+                        doc="draw P fresh training examples every step (no data reuse)"),
     "linearized": Parameter(False, "bool", static=True, sweepable=False,
                             doc="also train the linearised network and compute kernel "
                                 "regression with the initial NTK"),
@@ -68,7 +81,8 @@ PARAMETERS = {
 
 OUTPUTS = {
     "train_loss": Output("mean squared error of the centred prediction f - f_0 on the training "
-                         "set (alpha^2 L)"),
+                         "set (alpha^2 L); with online=True on the current batch: the P fresh "
+                         "examples the next step trains on, not yet trained on"),
     "test_loss": Output("mean squared error of the centred prediction on the n_test test points"),
     "test_loss_population": Output("exact population test loss E_x (f - f_0 - y)^2, x ~ N(0, I), "
                                    "from the sufficient statistics"),
@@ -90,12 +104,30 @@ OUTPUTS = {
 }
 
 
+def resolved_dynamics(params: dict) -> str:
+    """The dynamics a run uses: `dynamics`, with "auto" resolved to "moments" when the moment
+    reduction is exact for every output (fixed readouts, no linearised model), else "network"."""
+    if params["dynamics"] != "auto":
+        return params["dynamics"]
+    return "network" if params["train_readout"] or params["linearized"] else "moments"
+
+
+def _resolved_attrs(static_points: list[dict]) -> dict:
+    """attrs["dynamics_resolved"]: the dynamics run, or a JSON list of them in static-point
+    order when the static axes make them differ."""
+    chosen = [resolved_dynamics(static) for static in static_points]
+    return {"dynamics_resolved": chosen[0] if len(set(chosen)) == 1 else json.dumps(chosen)}
+
+
 def _check(params: dict) -> None:
-    if params["dynamics"] != "network" and params["train_readout"]:
+    if params["online"] and params["linearized"]:
+        raise ValueError("online=True with linearized=True is not allowed: kernel regression "
+                         "with the initial NTK is an offline (fixed training set) limit")
+    if resolved_dynamics(params) != "network" and params["train_readout"]:
         raise ValueError(f"train_readout=True needs dynamics='network' (got "
                          f"dynamics={params['dynamics']!r}): with trained readouts the moment "
                          f"reduction does not close")
-    if params["dynamics"] != "network" and params["linearized"]:
+    if resolved_dynamics(params) != "network" and params["linearized"]:
         raise ValueError(f"linearized=True needs dynamics='network' (got "
                          f"dynamics={params['dynamics']!r})")
 
@@ -116,7 +148,11 @@ def init(key: jax.Array, p: dict) -> dict:
     dtype = data["x_train"].dtype
     weights = p["init_scale"] * normals["W"]
     state = {"data": data}
-    if p["dynamics"] == "network":
+    if p["online"]:
+        state.update(batch_key=jax.random.fold_in(key, ONLINE_STREAM),
+                     batch_index=jnp.zeros((), jnp.int32))
+    dynamics = resolved_dynamics(p)
+    if dynamics == "network":
         net = {"W": weights}
         if p["train_readout"]:
             net["a"] = jnp.ones(p["N"], dtype)
@@ -127,7 +163,7 @@ def init(key: jax.Array, p: dict) -> dict:
             state[f"f0_{split}"] = model.network_output(net, data[f"x_{split}"], p["alpha"],
                                                         p["eps"])
         return state
-    if p["dynamics"] == "moments":
+    if dynamics == "moments":
         m0, s0 = jnp.mean(weights, axis=0), weights.T @ weights / p["N"]
     else:
         m0, s0 = jnp.zeros(dim, dtype), p["init_scale"] ** 2 * jnp.eye(dim, dtype=dtype)
@@ -166,8 +202,23 @@ def _gradient_step(tree, gradient, learning_rate):
     return jax.tree_util.tree_map(lambda w, g: w - learning_rate * g, tree, gradient)
 
 
+def _next_batch(state: dict, p: dict) -> dict:
+    """The state with the next online batch as its training set: x (P, D) ~ N(0, I) from
+    fold_in(batch_key, batch index), its targets, and for the network f_0 on it."""
+    index = state["batch_index"] + 1
+    x = jax.random.normal(jax.random.fold_in(state["batch_key"], index), (p["P"], p["D"]),
+                          state["data"]["x_train"].dtype)
+    data = {**state["data"], "x_train": x,
+            "y_train": single_index_target(x, state["data"]["beta"], _coefficients(p))}
+    new = {**state, "data": data, "batch_index": index}
+    if "net0" in state:
+        new["f0_train"] = model.network_output(state["net0"], x, p["alpha"], p["eps"])
+    return new
+
+
 def step(state: dict, p: dict) -> dict:
-    """One full-batch gradient-descent step (network, moments, and linearised model if any)."""
+    """One full-batch gradient-descent step (network, moments, and linearised model if any) on
+    the training set, or with online=True on the current batch, then draws the next batch."""
     data = state["data"]
     x, y = data["x_train"], data["y_train"]
     learning_rate = p["lr_scale"] * p["N"]
@@ -182,6 +233,8 @@ def step(state: dict, p: dict) -> dict:
         residual = _centred_output(state, "train", p) - y
         new["deviation"] = model.moments_step(state["deviation"], state["initial"], residual, x,
                                               p["alpha"], p["eps"], p["lr_scale"])
+    if "batch_key" in state:
+        new = _next_batch(new, p)
     return new
 
 
@@ -249,4 +302,5 @@ GROKKING = register(Experiment(
     run_metrics=run_metrics,
     check=_check,
     time_scale="lr_scale",
+    resolved_attrs=_resolved_attrs,
 ))

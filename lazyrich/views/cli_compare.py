@@ -41,7 +41,7 @@ def compare_command(argv: Sequence[str]) -> int:
         raise UsageError(f"the theory is solved for one configuration: give one value each for "
                          f"{', '.join('--' + name for name in swept)} (got several)")
     dynamics = params.get("dynamics", experiment.parameters["dynamics"].default)
-    if args.theory == "kernel" and dynamics != "network":
+    if args.theory == "kernel" and dynamics not in ("network", "auto"):
         raise UsageError(f"--theory kernel needs dynamics='network' (got --dynamics "
                          f"{dynamics}): the lazy limit uses the network's initial NTK")
     stages = Stages("lazyrich compare", 3)
