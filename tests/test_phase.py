@@ -45,3 +45,35 @@ def test_bad_input_is_refused_before_any_work(tmp_path, capsys, argv, message):
     assert main(["phase", "grokking", *argv, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_phase_digits_delay_vs_scale(tmp_path):
+    """`lazyrich phase digits`: half times of the train / test error rates and their delay on
+    the scale axis, equal to grokking_times of 1 - accuracy of the same sweep."""
+    from lazyrich.measures.grokking_times import grokking_times
+
+    out, figure = tmp_path / "d.nc", tmp_path / "d.png"
+    small = ["--seed", "0", "--width", "16", "--n_train", "60", "--n_test", "60", "--steps",
+             "200", "--log_every", "10", "--no-progress"]
+    assert main(["phase", "digits", "--output_scale", "1", "3", *small, "--out", str(out),
+                 "--figure", str(figure)]) == 0
+    ds = lazyrich.load(str(out))
+    assert ds.t_half_test.dims == ("output_scale",) and ds.attrs["axis"] == "output_scale"
+    sim = lazyrich.sweep("digits", output_scale=[1.0, 3.0], seed=0, width=16, n_train=60,
+                         n_test=60, steps=200, log_every=10, progress=False)
+    errors = (1 - sim[["train_accuracy", "test_accuracy"]]).rename(
+        train_accuracy="train_error", test_accuracy="test_error")
+    expected = grokking_times(errors, train="train_error", test="test_error")
+    np.testing.assert_allclose(ds.delay.values, expected.delay.values)
+    assert figure.stat().st_size > 5_000
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["teacher", "--lr", "0.5", "1.5"], "train/test accuracy"),
+    (["digits", "--output_scale", "1", "--seed", "0", "1"], "exactly one scale axis"),
+])
+def test_phase_beyond_the_toy_refuses_bad_axes(tmp_path, capsys, argv, message):
+    out = tmp_path / "d.nc"
+    assert main(["phase", *argv, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()

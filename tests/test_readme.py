@@ -42,6 +42,7 @@ SMALL = {
     r"--rank 1 30 100 300 (.*)--N 300": r"--rank 1 4 \1--N 8",   # rnn_rank (rank <= N)
     # compare: the DMFT and the NTKs at a small size and 40 steps (its own steps are the default)
     r"--D 100 --N 500 --P 550": "--D 10 --N 20 --P 30 --n_test 20 --steps 40 --log_every 10",
+    r"--seed 0 1 2 --D 64": "--seed 0 --D 12",              # lazyrich phase grokking
 }
 SKIPPED = ("make ",)
 SLOW = ("python -m provenance power", "python -m provenance demo")

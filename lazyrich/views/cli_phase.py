@@ -16,6 +16,7 @@ work.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import time
 from collections.abc import Sequence
@@ -35,6 +36,9 @@ from lazyrich.views.cli_args import (
 )
 
 METHODS = ("mean_field", "infinite", "network")
+# The README / gallery phase diagram (`lazyrich gallery --only phase`, the README's command)
+PHASE = {"alpha": [0.25, 0.5, 1.0, 2.0, 4.0], "P_over_D": [5.0, 8.0], "seed": [0, 1, 2],
+         "D": 64, "method": "infinite", "steps": 8000, "log_every": 20}
 
 
 def default_method() -> str:
@@ -68,7 +72,7 @@ def _parser() -> OneLineParser:
     return parser
 
 
-def _check(args) -> str:
+def _check(args, outputs: bool = True) -> str:
     """The second axis' name; UsageError for bad input, before any work."""
     if len(args.alpha) < 2:
         raise UsageError(f"--alpha needs at least 2 values for a phase diagram, got {args.alpha}")
@@ -89,9 +93,12 @@ def _check(args) -> str:
                          f"({args.log_every})")
     if args.horizon <= 0:
         raise UsageError(f"--horizon must be > 0, got {args.horizon}")
-    check_output_file("--out", args.out, NETCDF_SUFFIXES)
-    if args.figure is not None:
-        check_output_file("--figure", args.figure, image_suffixes())
+    if args.method not in METHODS:
+        raise UsageError(f"--method {args.method!r} is not one of {METHODS}")
+    if outputs:
+        check_output_file("--out", args.out, NETCDF_SUFFIXES)
+        if args.figure is not None:
+            check_output_file("--figure", args.figure, image_suffixes())
     return several[0]
 
 
@@ -108,11 +115,28 @@ def _simulate(args, P_over_D: float, lr_scale: float) -> xr.Dataset:
     return sweep("grokking", **params)
 
 
-def phase_dataset(args) -> xr.Dataset:
-    """Run the sweep and return half times, delay, closed form and ratio (see module doc)."""
+def grokking_phase(alpha: Sequence[float], *, P_over_D: Sequence[float] = (5.0,),
+                   eps: Sequence[float] = (0.02,), seed: Sequence[int] = (0,), D: int = 40,
+                   N: int = 500, method: str | None = None, steps: int = 2000,
+                   log_every: int = 10, horizon: float = 3.0,
+                   progress: bool = True) -> xr.Dataset:
+    """The phase-diagram Dataset of `lazyrich phase grokking` (same options as its flags).
+
+    alpha needs >= 2 values and exactly one of P_over_D, eps several. Returns t_half_train,
+    t_half_test, delay and plateau_test_loss on (alpha, P_over_D or eps, seed), the closed form
+    theory_t_half_test / theory_plateau_test_loss, and `ratio` = seed-mean t_half_test over
+    the closed form; attrs: method, D, axis, lr_scale, horizon, steps, wall_seconds.
+    """
+    args = argparse.Namespace(
+        alpha=list(alpha), P_over_D=list(P_over_D), eps=list(eps), seed=list(seed), D=D, N=N,
+        method=method or default_method(), steps=steps, log_every=log_every, horizon=horizon,
+        no_progress=not progress)
+    return _phase_dataset(args, _check(args, outputs=False))
+
+
+def _phase_dataset(args, axis: str) -> xr.Dataset:
     from dmft.grokking_scaling import grokking_time, plateau_test_loss
 
-    axis = _check(args)
     theory = grokking_time(np.array(args.alpha)[:, None, None], np.array(args.eps)[None, :, None],
                            np.array(args.P_over_D)[None, None, :], args.D)
     horizon = args.horizon * float(np.max(theory))
@@ -140,11 +164,62 @@ def phase_dataset(args) -> xr.Dataset:
     return out
 
 
+def classification_phase(ds: xr.Dataset, scale: str) -> xr.Dataset:
+    """Half times and delay of a classification sweep (digits, modular) along `scale`.
+
+    The curves are the error rates 1 - accuracy (train and test), floor their last value; the
+    result has t_half_train, t_half_test, delay (lazyrich.metrics.grokking_times, in steps)
+    on the sweep's dims, and attrs `axis` = scale.
+    """
+    errors = xr.Dataset({"train_error": 1 - ds.train_accuracy, "test_error": 1 - ds.test_accuracy})
+    out = grokking_times(errors, train="train_error", test="test_error")
+    out.attrs.update(axis=scale, experiment=ds.attrs.get("experiment", ""),
+                     definition="half times of the error rates 1 - accuracy, floor their last "
+                                "value (lazyrich.metrics.grokking_times), in steps")
+    return out
+
+
+def _classification_command(argv: Sequence[str]) -> int:
+    """`lazyrich phase digits|modular --SCALE v1 v2 ...`: empirical delay vs the scale."""
+    from lazyrich.views.cli_sweep import parse_sweep
+
+    def outputs(parser: OneLineParser) -> None:
+        parser.add_argument("--out", required=True, help="netCDF file to write (.nc)")
+        parser.add_argument("--figure", default=None, help="image of the delay vs scale")
+
+    experiment, args, params = parse_sweep("phase", argv, outputs)
+    if "test_accuracy" not in experiment.outputs:
+        raise UsageError(f"lazyrich phase needs grokking or an experiment that logs "
+                         f"train/test accuracy; {experiment.name!r} does not")
+    axes = [name for name, value in params.items()
+            if isinstance(value, list) and name != "seed"]
+    if len(axes) != 1 or len(params[axes[0]]) < 2:
+        raise UsageError(f"give exactly one scale axis with at least 2 values (e.g. "
+                         f"--output_scale 1 3 10), besides --seed; got axes {axes}")
+    check_output_file("--out", args.out, NETCDF_SUFFIXES)
+    if args.figure is not None:
+        check_output_file("--figure", args.figure, image_suffixes())
+    ds = sweep(experiment.name, chunk_size=args.chunk_size, progress=not args.no_progress,
+               **params)
+    out = classification_phase(ds, axes[0])
+    out.attrs["wall_seconds"] = ds.attrs.get("wall_seconds", float("nan"))
+    save(out, args.out)
+    written = [args.out]
+    if args.figure is not None:
+        from lazyrich.views.plot_phase import phase_diagram
+        phase_diagram(args.out, out=args.figure)
+        written.append(args.figure)
+    print(f"wrote {' and '.join(written)}: {dict(out.sizes)}")
+    return 0
+
+
 def phase_command(argv: Sequence[str]) -> int:
-    """`lazyrich phase grokking ...`: write the phase-diagram Dataset (and its figure)."""
+    """`lazyrich phase grokking ...` (closed form beside simulation) or `lazyrich phase digits
+    --output_scale ...` / `modular --scale ...` (empirical delay); writes netCDF (+ figure)."""
+    if argv[:1] and argv[0] not in ("grokking", "-h", "--help"):
+        return _classification_command(argv)
     args = _parser().parse_args(list(argv))
-    _check(args)
-    ds = phase_dataset(args)
+    ds = _phase_dataset(args, _check(args))
     save(ds, args.out)
     written = [args.out]
     if args.figure is not None:

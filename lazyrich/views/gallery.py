@@ -17,6 +17,7 @@ import numpy as np
 from lazyrich.core.engine import sweep
 from lazyrich.views.cli_stages import Stages
 from lazyrich.views.plot import compare, learning_curves
+from lazyrich.views.plot_phase import phase_figure
 
 # The `make demo` sweep (`lazyrich demo`): about a minute on 2 CPU cores.
 DEMO = {
@@ -137,6 +138,7 @@ FIGURES: dict[str, Callable[[str], str]] = {
     "teacher": teacher_figure,
     "rank_sweep": rank_figure,
     "linear_rank": linear_rank_figure,
+    "phase": phase_figure,
 }
 
 

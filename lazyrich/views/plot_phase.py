@@ -21,9 +21,11 @@ def phase_diagram(source, out: str | None = None):
     (lines) vs alpha (log-log); their ratio; the delay t_half_test - t_half_train.
     """
     ds = load(source) if isinstance(source, str) else source
-    if not isinstance(ds, xr.Dataset) or "theory_t_half_test" not in ds:
+    if not isinstance(ds, xr.Dataset) or "t_half_test" not in ds:
         raise ValueError("phase_diagram needs a Dataset written by `lazyrich phase` (with "
-                         "theory_t_half_test)")
+                         "t_half_test)")
+    if "theory_t_half_test" not in ds:
+        return _empirical(ds, out)
     axis = ds.attrs.get("axis", "P_over_D")
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     colours = plt.cm.viridis(np.linspace(0.1, 0.85, ds.sizes[axis]))
@@ -56,3 +58,36 @@ def phase_diagram(source, out: str | None = None):
         fig.savefig(out, dpi=110)
         plt.close(fig)
     return fig
+
+
+def _empirical(ds: xr.Dataset, out: str | None):
+    """`lazyrich phase digits|modular`: half times of train / test error and their delay vs
+    the scale (mean +- sd over every other dim)."""
+    scale = ds.attrs.get("axis", list(ds.t_half_test.dims)[0])
+    others = [d for d in ds.t_half_test.dims if d != scale]
+    fig, (times, delay) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for var, marker in (("t_half_train", "s--"), ("t_half_test", "o-")):
+        times.errorbar(ds[scale], ds[var].mean(others), yerr=ds[var].std(others), fmt=marker,
+                       label=var.replace("t_half_", "") + " error halved")
+    delay.errorbar(ds[scale], ds.delay.mean(others), yerr=ds.delay.std(others), fmt="o-")
+    times.set(xscale="log", yscale="log", xlabel=scale, ylabel="step")
+    times.legend(fontsize=8)
+    delay.set(xscale="log", xlabel=scale, ylabel="delay (steps), test - train",
+              title=ds.attrs.get("experiment", ""))
+    fig.tight_layout()
+    if out is not None:
+        fig.savefig(out, dpi=110)
+        plt.close(fig)
+    return fig
+
+
+def phase_figure(out_dir: str) -> str:
+    """Grokking phase diagram: grokking time and delay vs alpha and P/D, simulation beside the
+    closed form (the README's `lazyrich phase grokking` command)."""
+    import os
+
+    from lazyrich.views.cli_phase import PHASE, grokking_phase
+
+    path = os.path.join(out_dir, "phase.png")
+    phase_diagram(grokking_phase(**PHASE, progress=False), out=path)
+    return path
