@@ -8,7 +8,13 @@ The query test's cost at the paper's scale (Kuditipudi et al. 2025: 10^5 - 10^7 
   scipy     `scipy.stats.spearmanr(x, y)`.
 
 and the batched case: one training order (n,) against 40 models' log-likelihoods (40, n), ours in
-one call vs 40 scipy calls (and vs the floor of 41 argsorts). Timings are the best of `--repeats`
+one call vs 40 scipy calls (and vs the floor of 41 argsorts). The largest size is run again in
+float32 (likelihoods arrive as float32 from GPUs), against the floor of two float32 argsorts;
+float32 normal draws tie often (~10% of values at 1e7), which scipy and we both rank as ties.
+
+First calls: the time of the first call on a length not seen before minus the second call, for
+the asymptotic method (numpy: nothing to compile) and the permutation method (one JAX block,
+compiled once per shape), printed separately. Timings are the best of `--repeats`
 interleaved runs (the machine may be shared), so ratios compare like with like. Also prints the
 largest |rho - rho_scipy| and relative p-value difference. Writes nothing but stdout unless
 `--json PATH` is given. Targets (issue 5): ours / floor <= 1.5 and ours / scipy <= 1.
@@ -39,14 +45,15 @@ def best_times(functions: dict, repeats: int) -> dict[str, float]:
     return times
 
 
-def single(n: int, repeats: int, rng: np.random.Generator) -> dict:
-    x = rng.normal(size=n)
-    y = 0.01 * x + rng.normal(size=n)
+def single(n: int, repeats: int, rng: np.random.Generator, dtype=np.float64) -> dict:
+    x = rng.normal(size=n).astype(dtype)
+    y = (0.01 * x + rng.normal(size=n)).astype(dtype)
     times = best_times({"floor": lambda: (np.argsort(x), np.argsort(y)),
                         "ours": lambda: provenance.spearman(x, y),
                         "scipy": lambda: stats.spearmanr(x, y, alternative="greater")}, repeats)
     ours, theirs = provenance.spearman(x, y), stats.spearmanr(x, y, alternative="greater")
-    return {"case": f"n={n:.0e}", **times,
+    suffix = "" if dtype == np.float64 else f" {np.dtype(dtype).name}"
+    return {"case": f"n={n:.0e}{suffix}", **times,
             "rho_error": abs(ours.statistic - theirs.statistic),
             "p_relative_error": abs(ours.pvalue / theirs.pvalue - 1.0)}
 
@@ -67,6 +74,21 @@ def batched(models: int, n: int, repeats: int, rng: np.random.Generator) -> dict
                                                     - 1.0)))}
 
 
+def first_calls(rng: np.random.Generator) -> list[tuple[str, float]]:
+    """Extra time of the first call on a new length (compilation), per method."""
+    out = []
+    for method, n, options in (("asymptotic", 100_003, {}),
+                               ("permutation", 1_003, {"n_permutations": 1000})):
+        x, y = rng.normal(size=(2, n))
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            provenance.spearman(x, y, method=method, **options)
+            times.append(time.perf_counter() - start)
+        out.append((f"{method} (n={n})", times[0] - times[1]))
+    return out
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="n = 1e4, 1e5; 40 x 1e5")
@@ -78,6 +100,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rng = np.random.default_rng(0)
     provenance.spearman(np.arange(10.0), np.arange(10.0)[::-1])  # import-time work out of timing
     rows = [single(n, args.repeats, rng) for n in sizes]
+    rows.append(single(sizes[-1], args.repeats, rng, np.float32))
     rows.append(batched(40, batch_n, max(1, args.repeats - 1), rng))
     print(f"{'case':<22}{'floor s':>10}{'ours s':>10}{'scipy s':>10}{'ours/floor':>12}"
           f"{'ours/scipy':>12}{'|drho|':>10}{'dp/p':>10}")
@@ -85,6 +108,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(f"{row['case']:<22}{row['floor']:>10.4f}{row['ours']:>10.4f}{row['scipy']:>10.4f}"
               f"{row['ours'] / row['floor']:>12.2f}{row['ours'] / row['scipy']:>12.2f}"
               f"{row['rho_error']:>10.1e}{row['p_relative_error']:>10.1e}")
+    for case, seconds in first_calls(rng):
+        print(f"first call on a new length, {case}: {seconds:.3f} s more than the second")
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=2)

@@ -206,16 +206,37 @@ def _exact_spearman_p(x: np.ndarray, y: np.ndarray, rho: np.ndarray, alternative
     return np.reshape(p, np.shape(rho))
 
 
+def bucket_length(n: int) -> int:
+    """n rounded up to m 2^e with 8 <= m < 16 (n itself below 16): at most 12.5% padding, and
+    few distinct lengths, so that one compiled permutation block serves many n."""
+    if n < 16:
+        return n
+    shift = n.bit_length() - 4
+    return -(-n >> shift) << shift
+
+
 @functools.cache
 def _permutation_block():
-    """One jitted block: rho of xc against a batch of random orderings of yc; (..., keys)."""
+    """One jitted block: rho of xc against a batch of random orderings of yc; (..., keys).
+
+    xc, yc (..., m) are zero-padded past the first n entries (m = bucket_length(n), n traced):
+    each key shuffles the element ids 0..m-1 by `rounds` stable sorts on random 31-bit keys (as
+    `jax.random.permutation` does), padding ids always getting the key 2^31, so the first n
+    places hold a uniform random ordering of the n real values and meet x's real values.
+    """
     import jax
     import jax.numpy as jnp
 
-    @jax.jit
-    def block(keys, xc, yc, scale):
-        shuffled = jax.vmap(lambda key: jax.random.permutation(key, yc, axis=-1))(keys)
-        return jnp.moveaxis(jnp.sum(xc * shuffled, axis=-1), 0, -1) / scale
+    @functools.partial(jax.jit, static_argnames="rounds")
+    def block(keys, xc, yc, scale, n, rounds):
+        def shuffle(key):
+            ids = jnp.arange(yc.shape[-1])
+            for round_key in jax.random.split(key, rounds):
+                bits = jax.random.bits(round_key, ids.shape, jnp.uint32) >> 1
+                _, ids = jax.lax.sort_key_val(jnp.where(ids < n, bits, jnp.uint32(2**31)), ids)
+            return jnp.sum(xc * yc[..., ids], axis=-1)
+
+        return jnp.moveaxis(jax.vmap(shuffle)(keys), 0, -1) / scale
 
     return block
 
@@ -224,19 +245,24 @@ def _permutation_null(ranks_y: np.ndarray, ranks_x: np.ndarray, n_permutations: 
                       seed: int, chunk: int) -> np.ndarray:
     """rho of x's ranks against B random orderings of y's ranks, batched in JAX; (..., B).
 
-    Every block has `chunk` keys (the last is padded and trimmed), so one compilation serves
-    all blocks and later calls with the same shapes; `chunk` has been shrunk by the caller so
-    that a block holds at most BLOCK_ELEMENTS values.
+    Every block has `chunk` keys (the last is padded and trimmed) and every length is padded
+    to `bucket_length`, so one compilation serves all blocks and later calls whose lengths
+    share a bucket; `chunk` has been shrunk by the caller so that a block holds at most
+    BLOCK_ELEMENTS values.
     """
     import jax
 
-    xc = ranks_x - ranks_x.mean(axis=-1, keepdims=True)
-    yc = ranks_y - ranks_y.mean(axis=-1, keepdims=True)
+    n = ranks_x.shape[-1]
+    padding = [(0, 0)] * (ranks_x.ndim - 1) + [(0, bucket_length(n) - n)]
+    xc = np.pad(ranks_x - ranks_x.mean(axis=-1, keepdims=True), padding)
+    yc = np.pad(ranks_y - ranks_y.mean(axis=-1, keepdims=True), padding)
     scale = np.sqrt(_dot(xc, xc) * _dot(yc, yc))[..., None]
+    # as jax.random.permutation: enough rounds that equal keys are improbable (exponent 3)
+    rounds = max(1, math.ceil(3 * math.log(max(2, xc.shape[-1])) / math.log(2**31)))
     blocks = -(-n_permutations // chunk)
     keys = jax.random.split(jax.random.key(seed), blocks * chunk)
     block = _permutation_block()
-    null = [np.asarray(block(keys[i * chunk:(i + 1) * chunk], xc, yc, scale))
+    null = [np.asarray(block(keys[i * chunk:(i + 1) * chunk], xc, yc, scale, n, rounds))
             for i in range(blocks)]
     return np.concatenate(null, axis=-1)[..., :n_permutations]
 
@@ -277,8 +303,8 @@ def spearman(x, y, *, method: str = "asymptotic", alternative: str = "greater", 
         p = _exact_spearman_p(x, y, rho, alternative, two_sided)
         return make_counted_result("spearman", rho, p, n, method, alternative)
     models = math.prod(np.broadcast_shapes(x.shape[:-1], y.shape[:-1]))
-    chunk = require_permutation_memory("spearman", models, n, n_permutations, chunk,
-                                       SPEARMAN_BLOCK_BYTES)
+    chunk = require_permutation_memory("spearman", models, bucket_length(n), n_permutations,
+                                       chunk, SPEARMAN_BLOCK_BYTES)
     ranks_x, ranks_y = _ranks(x, "x", axis), _ranks(y, "y", axis)
     null = _permutation_null(*np.broadcast_arrays(ranks_y, ranks_x), n_permutations, seed, chunk)
     p = counted_p(rho, null, alternative, two_sided, random=True)

@@ -88,3 +88,21 @@ def test_float32_ranks_equal_scipy_on_the_same_float32_values():
     np.testing.assert_array_equal(provenance.rankdata(y), stats.rankdata(y, axis=-1))
     mixed = provenance.spearman(x[0].astype(np.float64), y[0])
     assert mixed.statistic == pytest.approx(ours.statistic[0], rel=1e-12)
+
+
+def test_padded_permutation_block_draws_uniform_orderings():
+    """Lengths are padded to a bucket (one compilation serves many n): the padded block's
+    orderings of 4 real values among 8 places are uniform over the 24 orderings (chi-square)
+    and never move a padding value into a real place."""
+    import jax
+
+    from provenance.stats import _permutation_block, bucket_length
+
+    assert [bucket_length(n) for n in (3, 16, 17, 33, 1000, 1025)] == [3, 16, 18, 36, 1024, 1152]
+    xc = np.array([1.0, 10, 100, 1000, 0, 0, 0, 0])
+    yc = np.array([1.0, 2, 3, 4, 9, 9, 9, 9])  # a padding value reaching x would show
+    keys = jax.random.split(jax.random.key(0), 24_000)
+    sums = np.asarray(_permutation_block()(keys, xc, yc, 1.0, 4, 1)).round().astype(int)
+    values, counts = np.unique(sums, return_counts=True)
+    assert len(values) == 24 and all(sorted(str(v)) == ["1", "2", "3", "4"] for v in values)
+    assert stats.chisquare(counts).pvalue > 1e-3
