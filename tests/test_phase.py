@@ -10,9 +10,11 @@ from lazyrich.views.cli import main
 
 TINY = ["grokking", "--alpha", "0.5", "1", "--eps", "0.05", "0.1", "--P_over_D", "8", "--seed", "0",
         "--D", "10", "--steps", "100", "--log_every", "10", "--no-progress"]
-# the mean-field solve takes ~20 s at this size on 2 cores (its compilation): slow
-METHODS = ["infinite"] + ([pytest.param("mean_field", marks=pytest.mark.slow)]
-                          if importlib.util.find_spec("dmft.mean_field") else [])
+# the mean-field solve takes ~20 s at this size on 2 cores (its compilation), and `network`
+# is `infinite`'s code path with N and dynamics changed: both slow
+METHODS = ["infinite", pytest.param("network", marks=pytest.mark.slow)] + (
+    [pytest.param("mean_field", marks=pytest.mark.slow)]
+    if importlib.util.find_spec("dmft.mean_field") else [])
 
 
 @pytest.mark.parametrize("method", METHODS)
