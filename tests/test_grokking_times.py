@@ -59,6 +59,18 @@ def test_dataarray_and_dataset_delay():
     assert out.t_half_test.dims == ("alpha",)
 
 
+def test_each_run_uses_its_own_time_axis():
+    """time = step x lr_scale with lr_scale swept (a 2-D time coordinate): the same curve in
+    steps has half times scaled by each run's lr_scale."""
+    steps = np.arange(TIMES.size)
+    lr_scale = np.array([0.5, 2.0])
+    curve = np.broadcast_to(_sigmoid_drop(40.0), (2, TIMES.size))   # half way at step 400
+    da = xr.DataArray(curve, dims=("lr_scale", "step"),
+                      coords={"lr_scale": lr_scale, "step": steps,
+                              "time": (("lr_scale", "step"), lr_scale[:, None] * steps)})
+    np.testing.assert_allclose(half_time(da, floor=0.0).values, [200.0, 800.0], rtol=1e-3)
+
+
 def test_bad_input_is_refused_naming_the_argument():
     with pytest.raises(ValueError, match="min_drop_fraction"):
         half_time(_sigmoid_drop(5.0), TIMES, min_drop_fraction=1.5)

@@ -101,12 +101,18 @@ def half_time(curve, times=None, *, axis: int = -1, floor: float | None = None,
         if times is not None:
             raise ValueError("times must be None for a DataArray: its time coordinate is used")
         dim = _time_dim(curve)
-        coordinate = curve["time"] if "time" in curve.coords and \
-            curve["time"].dims == (dim,) else curve[dim]
-        result = xr.apply_ufunc(
-            _numpy_half_time, curve, input_core_dims=[[dim]],
-            kwargs={"times": coordinate.values, "axis": -1, "floor": floor,
-                    "min_drop_fraction": min_drop_fraction})
+        # `time` may depend on a swept parameter (time = step x lr_scale with lr_scale an
+        # axis): then every run is measured on its own time axis
+        coordinate = curve["time"] if "time" in curve.coords else curve[dim]
+        if dim not in coordinate.dims:
+            raise ValueError(f"the time coordinate has dims {coordinate.dims}, without {dim!r}")
+
+        def one(values, times):
+            return _numpy_half_time(values[None], times, -1, floor, min_drop_fraction)[0]
+
+        result = xr.apply_ufunc(one, curve, coordinate.drop_vars(
+            [c for c in coordinate.coords if c not in coordinate.dims]),
+            input_core_dims=[[dim], [dim]], vectorize=True)
         return result.rename(f"t_half_{curve.name}" if curve.name else None)
     if times is None:
         raise ValueError("times is required for a numpy curve (one time per logged point)")
