@@ -215,7 +215,7 @@ def grokking_lazy_curves(seed=(0,), *, D: int = 100, N: int | str = 500, P: int 
                    "lower n_test= or P=, or log less often (log_every=)")
     params = lazyrich.get_experiment("grokking").defaults(
         D=D, N=N if N != "infinite" else 1, P=P, n_test=n_test, eps=eps, lr_scale=lr_scale,
-        init_scale=init_scale)
+        init_scale=init_scale, dynamics="network")  # the network's own W_0 (same draws)
     train_losses, test_losses = [], []
     for one_seed in seeds:
         state = grokking.init(jax.random.key(one_seed), params)
