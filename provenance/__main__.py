@@ -233,7 +233,8 @@ def _add_reading_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reduce", choices=REDUCTIONS, default="mean",
                         help="per-token values -> one per document (default: mean)")
     parser.add_argument("--tokens", metavar="START:STOP",
-                        help="keep only these token positions of each document, e.g. 32:")
+                        help="keep only these token positions of each document, e.g. 32: "
+                        "(a negative start needs '=': --tokens=-64:)")
     parser.add_argument("--loss", action="store_true",
                         help="the values are losses (negative log-likelihoods): flip the sign")
     parser.add_argument("--split", metavar="NAME", help="split of a saved DatasetDict")

@@ -277,9 +277,10 @@ def read_likelihoods(table: Table, *, field, per_token: bool | None, reduce: str
         loglik = loglik[0]
     how = (f"per-token {reduce} of tokens {_describe(window)}" if per_token
            else "one value per model" if per_token is False and loglik.ndim == 2 else "")
-    source = (f"{table.path} field{'s' if len(names) > 1 else ''} "
-              f"{names if len(names) > 1 else repr(names[0])}"
-              + (f" ({how})" if how else "") + (", losses negated" if loss else ""))
+    fields = "" if table.path.suffix == ".npy" else (
+        f" field{'s' if len(names) > 1 else ''} {names if len(names) > 1 else repr(names[0])}")
+    source = (f"{table.path}{fields}" + (f" ({how})" if how else "")
+              + (", losses negated" if loss else ""))
     return Likelihoods(loglik, order_values, count_values, counts, models, source)
 
 
