@@ -8,6 +8,7 @@ import provenance
 from lazyrich.core.checks import MemoryEstimateError
 from provenance import observational as obs
 from provenance import suffix_index as si
+from provenance import suffix_matches
 
 
 def random_corpus(seed, vocab=4):
@@ -56,7 +57,7 @@ def test_blocks_hold_exactly_the_occurrences(tmp_path):
     examples, texts = random_corpus(3)
     index = si.build_suffix_index(examples, tmp_path / "index.bin", min_length=1, max_length=5)
     text = np.concatenate(texts[:3])
-    length, first, stop = si.matches(index, text)
+    length, first, stop = suffix_matches.matches(index, text)
     for i in np.flatnonzero(length):
         span = tuple(text[i:i + length[i]])
         expected = sorted((j, k) for j, example in enumerate(examples)
@@ -69,7 +70,7 @@ def test_blocks_hold_exactly_the_occurrences(tmp_path):
         assert found == expected
     boundary = si.build_suffix_index([np.array([1, 2]), np.array([3, 4])], tmp_path / "b.bin",
                                      min_length=2, max_length=4)
-    assert si.matches(boundary, np.array([2, 3]))[0].tolist() == [0, 0]
+    assert suffix_matches.matches(boundary, np.array([2, 3]))[0].tolist() == [0, 0]
 
 
 @pytest.mark.parametrize("vocab", [200, 60_000, 70_000])
