@@ -35,6 +35,15 @@ CASES = {
     "run fractional seed": (["run", "grokking", "--seed", "1.5", *OUT], "--seed '1.5'"),
     "run chunk size zero": (["run", "grokking", "--chunk-size", "0", *OUT], "chunk_size"),
     "run chunk size not int": (["run", "grokking", "--chunk-size", "abc", *OUT], "--chunk-size"),
+    # phase: the grokking phase diagram and the empirical delay of digits / modular
+    "phase one alpha": (["phase", "grokking", "--alpha", "1", "--eps", "0.1", "0.2", *OUT],
+                        "--alpha needs at least 2"),
+    "phase no second axis": (["phase", "grokking", "--alpha", "1", "2", *OUT], "--P_over_D"),
+    "phase unknown flag": (["phase", "grokking", "--alpha", "1", "2", "--eps", "0.1", "0.2",
+                            "--width", "3", *OUT], "--width"),
+    "phase bad method": (["phase", "grokking", "--alpha", "1", "2", "--eps", "0.1", "0.2",
+                          "--method", "dmft", *OUT], "--method"),
+    "phase no accuracy": (["phase", "teacher", "--lr", "0.5", "1.5", *OUT], "teacher"),
     # run: repeated flags
     "run repeated parameter": (["run", "grokking", "--alpha", "1", "--alpha", "2", *OUT],
                                "--alpha was given 2 times"),
