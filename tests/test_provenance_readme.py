@@ -56,10 +56,14 @@ def test_readme_blocks_run_as_written(tmp_path, monkeypatch):
                                        text=True, timeout=300)
             assert completed.returncode == 0, (argv, completed.stderr[-2000:])
             ran += 1
-    assert ran >= 6
+    assert ran >= 11
     assert json.loads((tmp_path / "out.json").read_text())["models"] == ["0", "1"]
     assert (tmp_path / "power.png").stat().st_size > 0
     assert (tmp_path / "palimpsest-mini" / "summary.json").exists()
+    guide = json.loads((tmp_path / "suspect.json").read_text())  # the quoted p = 2.7e-4
+    assert guide["pvalue"] == pytest.approx(2.7e-4, rel=0.02)
+    assert "per-token mean of tokens 8:" in guide["inputs"]["reference"]
+    assert (tmp_path / "scores.npz").exists() and (tmp_path / "scores-store" / "meta.json").exists()
 
 
 def _quoted_demo_table() -> dict[str, float]:
