@@ -41,7 +41,7 @@ import xarray as xr
 
 from dmft import checks
 from dmft import grokking_paths as paths_
-from dmft.fixed_point import damped_iteration
+from dmft.fixed_point import iterate_to_fixed_point
 from dmft.grokking_cost import Cost, default_dt, estimate_cost, stability_limit_dt
 from lazyrich.core.checks import check_positive_integer, check_seed, require_memory
 
@@ -163,7 +163,7 @@ def _check_arguments(args: dict) -> dict:
            "damping": checks.number("damping", args["damping"], maximum=1.0),
            "tol": checks.number("tol", args["tol"], inclusive=True)}
     for name, low in (("D", 2), ("n_samples", 8), ("n_response", 1), ("max_iter", 1),
-                      ("bulk_rank", 1)):
+                      ("bulk_rank", 1), ("anderson", 0)):
         check_positive_integer(name, args[name], minimum=low)
         out[name] = int(args[name])
     out["seed"] = check_seed(args["seed"])
@@ -187,8 +187,8 @@ def _check_arguments(args: dict) -> dict:
 
 def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
           dt: float | None = None, *, D: int = 100, target_scale=1.0, n_samples: int = 1000,
-          n_response: int = 64, bulk_rank: int = 48,
-          damping: float = 0.6, tol: float = 1e-6, max_iter: int = 200,
+          n_response: int = 64, bulk_rank: int = 16,
+          damping: float = 0.6, anderson: int = 0, tol: float = 1e-6, max_iter: int = 200,
           seed: int = 0, progress: bool = True) -> xr.Dataset:
     """DMFT learning curves of the infinite-width grokking model, batched over alpha, eps,
     target_scale and P_over_D.
@@ -206,9 +206,12 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
             overlap nu(0) = 1/sqrt(D) (the grokking time grows like D log D).
         n_samples: Monte Carlo sample paths M; n_response: paths whose exact responses give
             the memory part of R and R_g (equal-time parts average all M paths).
-        damping: weight of the new iterate; tol: stop when the largest change of the train and
-            test curves relative to their scale is below tol; max_iter: iteration cap (reaching
-            it warns `dmft.ConvergenceWarning`).
+        damping: weight of the new iterate (of the new residual under Anderson mixing);
+        anderson: earlier residuals Anderson mixing combines (0: plain damped iteration; both
+            reach the same fixed point).
+        tol: stop when the largest change of the train and test curves relative to their
+            scale is below tol; max_iter: iteration cap (reaching it warns
+            `dmft.ConvergenceWarning`).
         target_scale: b in y = b z^2, z = beta . x / |beta| (b = |beta|^2 / D of a finite-D
             teacher; 1 in the limit); scalar or 1-d list, batched like alpha and eps.
         bulk_rank: rank kept of the bulk field covariance C_g (n x n; its spectrum decays
@@ -232,7 +235,8 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
     dt, n_samples, n_response = a["dt"], a["n_samples"], a["n_response"]
     batch = alphas.size * epss.size * scales.size * lams.size
     cost = estimate_cost(a["t_max"], dt, D=a["D"], P_over_D=lams, batch=batch,
-                         n_samples=n_samples, n_response=n_response, bulk_rank=a["bulk_rank"])
+                         n_samples=n_samples, n_response=n_response, bulk_rank=a["bulk_rank"],
+                         anderson=a["anderson"])
     require_memory(cost.memory_bytes,
                    f"dmft.grokking.solve with {cost.time_points} time points (t_max="
                    f"{a['t_max']:g}, dt={dt:.4g}), {batch} parameter point(s), n_samples="
@@ -263,10 +267,11 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
                  jnp.zeros((batch, n)), jnp.zeros((batch, n_samples, n)))
         if progress:
             print(f"dmft.grokking.solve: {cost}", file=sys.stderr)
-        _, (stats, dropped), iterations, residual = damped_iteration(
+        _, (stats, dropped), iterations, residual = iterate_to_fixed_point(
             lambda s: batched(s, *grid), state,
-            lambda out: np.stack([out[0]["train_loss"], out[0]["test_loss"]]),
+            lambda out: jnp.stack([out[0]["train_loss"], out[0]["test_loss"]]),
             damping=a["damping"], tol=a["tol"], max_iter=a["max_iter"], progress=progress,
+            history=a["anderson"],
             what="dmft.grokking.solve",
             knobs="raise n_samples= (Monte Carlo noise floors the residual near 1/sqrt(M))")
         shape = (alphas.size, epss.size, scales.size, lams.size, n)
@@ -292,6 +297,6 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
                "lr_scale": a["lr_scale"], "dt": dt, "n_samples": n_samples,
                "n_response": n_response, "bulk_rank": rank,
                "bulk_truncation": float(np.max(np.asarray(dropped))),
-               "damping": a["damping"], "tol": a["tol"],
+               "damping": a["damping"], "anderson": a["anderson"], "tol": a["tol"],
                "iterations": iterations, "residual": residual,
                "converged": int(residual <= a["tol"])})

@@ -9,15 +9,19 @@ number of time points n = t_max / dt is set by the horizon in the theory's unit,
 Memory per batch point (alpha x eps x target_scale x P_over_D combinations) is dominated by the
 M sample paths' bulk factors, M n r (r = bulk rank), and the n x n response and weight kernels:
 
-    bytes ~ 8 [batch (M n (4 r + 11) + 85 n^2) + M^2]
+    bytes ~ 8 [batch (M n (4 r + 11) + 85 n^2 + (2 h + 3)(3 M n + 7 n^2)) + M^2]
 
 fitted to XLA's own memory analysis of the compiled iteration (`tests/test_dmft_cost.py`
-checks the formula against it), plus the fixed-point state held three times (old, new, damped).
-Time per iteration counts the work, batch [M n^2 (2 r + 8) + 4 M^2 n + 6 (M_R + 1) n^3], at the
-throughput measured on a quiet 2-core CPU (`FLOPS_PER_SECOND`: `lazyrich compare` at n = 408 and
-420, M = 400, M_R = 32, batch 6 took 13.1 and 13.5 s per iteration, 9.5e9 and 9.9e9 counted
-flop/s). Cores shared with other work run it several times slower, so the estimate is a lower
-bound; the solver's progress bar reports the real rate and time left.
+checks the formula without the last term against it); the last term is the Anderson history
+(h = `anderson` earlier iterates and residuals, 0 for plain damping).
+Time per iteration counts the floating-point work of each phase from the shapes
+(`iteration_work`: path march, bulk solves, response solves, mixing, kernels, averages; the
+response solves, ~16 M_R n^3, dominate at n > 200), at the throughput measured on a quiet 2-core
+CPU (`FLOPS_PER_SECOND`: `benchmarks/dmft_cost.py` on 2 pinned cores of an otherwise idle Xeon,
+15.7 counted Gflop in 1.42 s at n = 337, M = 400, M_R = 16, r = 16, 10% of the 106 Gflop/s
+float64 matmul rate measured in the same run). Cores shared with other work run it
+several times slower, so the estimate is a lower bound; the solver's progress bar reports the
+real rate and time left.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dmft.fixed_point import format_seconds
 from lazyrich.core.checks import check_positive_integer, format_bytes
 
 STABLE_FRACTION = 0.5      # default dt as a fraction of the stability limit
-FLOPS_PER_SECOND = 9.5e9   # measured throughput of the iteration on a quiet 2-core CPU
+FLOPS_PER_SECOND = 1.1e10  # achieved by the whole iteration on a quiet 2-core CPU (benchmark)
 TYPICAL_ITERATIONS = 25    # iterations to tol = 1e-5 in the README's runs (22-24)
 
 
@@ -50,6 +54,35 @@ def default_dt(t_max: float, D: int, P_over_D) -> float:
     t_max = checks.number("t_max", t_max)
     step = STABLE_FRACTION * stability_limit_dt(D, P_over_D)
     return t_max / max(1, math.ceil(t_max / step - 1e-9))
+
+
+def iteration_work(n: int, n_samples: int, n_response: int, bulk_rank: int) -> dict:
+    """{phase: (flops, bytes)} of one fixed-point iteration for one parameter point, from the
+    shapes (n time points, M = n_samples paths, M_R = n_response, r = bulk_rank <= n).
+
+    Counts a multiply-add as 2 flops and the bytes as the float64 arrays each phase must read
+    or write at least once (a lower bound on memory traffic):
+    - kernels: H (G9, n rows of a (n, 2, 2) x (n, n, 2, 2) contraction), H_g and A (G9b),
+      C_g = A A^T + H_g C_Phi^g H_g^T and its eigendecomposition (~9 n^3);
+    - mixing: the forces' fields H Phi (8 M n^2) and the Haar mixing of paths (4 M^2 n);
+    - bulk solves: Y = L F, one n x n triangular solve with r right-hand sides per path;
+    - path march: a_k = chi_k - c sum_j H_kj Phi_j, step by step (8 M n^2; the history of every
+      path is read at each of the n steps);
+    - responses: per response path two n x n triangular inversions, the bulk memory product, the
+      product c H Jt through Jt's structure (4 n^3) and a (2n x 2n) triangular solve with 2n
+      right-hand sides (8 n^3): ~16 n^3 + 2 n^2 r;
+    - averages: C_Phi^g and Xi (two (n, M r) x (M r, n) products), local Jacobians.
+    """
+    m, mr, r, nf = float(n_samples), float(n_response), float(min(bulk_rank, n)), float(n)
+    word = 8.0
+    return {
+        "kernels": (31 * nf**3, word * (4 * nf**3 + 10 * nf**2)),
+        "mixing": (8 * m * nf**2 + 4 * m**2 * nf, word * (4 * nf**2 + 6 * m * nf + m**2)),
+        "bulk solves": (m * nf**2 * (r + 2), word * m * (nf**2 + 2 * nf * r)),
+        "path march": (8 * m * nf**2, word * 2 * m * nf**2),
+        "responses": (mr * (16 * nf**3 + 2 * nf**2 * r), word * mr * 18 * nf**2),
+        "averages": (4 * m * nf**2 * r + 40 * m * nf, word * (2 * m * nf * r + 2 * nf**2)),
+    }
 
 
 class Cost(NamedTuple):
@@ -70,13 +103,15 @@ class Cost(NamedTuple):
 
 def estimate_cost(t_max: float = 10_000.0, dt: float | None = None, *, D: int = 100,
                   P_over_D=5.0, batch: int = 1, n_samples: int = 1000, n_response: int = 64,
-                  bulk_rank: int = 48) -> Cost:
+                  bulk_rank: int = 16, anderson: int = 0) -> Cost:
     """Memory and time of `dmft.grokking.solve` with these sizes, before anything is allocated.
 
     Args:
         t_max, dt, D, P_over_D, n_samples, n_response, bulk_rank: as in `solve` (dt=None: the
             default grid, half the stability limit).
         batch: number of (alpha, eps, target_scale, P_over_D) combinations solved together.
+        anderson: Anderson history (`solve`'s `anderson`): 2 anderson + 3 more copies of the
+            fixed-point state (3 M n + 7 n^2 numbers per batch point) are held.
 
     Returns:
         Cost(time_points, memory_bytes, seconds_per_iteration, dt).
@@ -85,7 +120,9 @@ def estimate_cost(t_max: float = 10_000.0, dt: float | None = None, *, D: int = 
     dt = default_dt(t_max, D, P_over_D) if dt is None else checks.number("dt", dt)
     n = int(round(t_max / dt)) + 1
     samples, rank = float(n_samples), float(min(bulk_rank, n))
-    memory = 8 * (batch * (samples * n * (4 * rank + 11) + 85.0 * n * n) + samples**2)
-    flops = batch * (samples * n * n * (2 * rank + 8) + 4 * samples**2 * n
-                     + 6.0 * (n_response + 1) * float(n) ** 3)
+    state = 3 * samples * n + 7.0 * n * n
+    memory = 8 * (batch * (samples * n * (4 * rank + 11) + 85.0 * n * n
+                           + (2 * anderson + 3) * state * (anderson > 0)) + samples**2)
+    work = iteration_work(n, n_samples, n_response, bulk_rank)
+    flops = batch * sum(flops for flops, _ in work.values())
     return Cost(n, memory, flops / FLOPS_PER_SECOND, dt)

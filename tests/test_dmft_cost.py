@@ -33,11 +33,12 @@ def _xla_bytes(batch, samples, n, response, rank=48):
 @pytest.mark.parametrize("batch, samples, n, response", [(1, 200, 60, 4), (2, 100, 150, 16)])
 def test_memory_estimate_bounds_xla_accounting(x64, batch, samples, n, response):
     """estimate_cost's bytes are at least XLA's count for one compiled iteration (arguments,
-    outputs, temporaries) and at most 2.5 times it (the estimate adds the damped copy of the
-    state the loop holds); measured ratio 1.01-1.25. The memory barely grows with n_response
-    (responses are summed in a scan, not stacked)."""
+    outputs, temporaries) and at most 2.5 times it, without the Anderson history (measured
+    ratio 1.01-1.25); the history adds 2 h + 3 copies of the state. The memory barely grows
+    with n_response (responses are summed in a scan, not stacked)."""
     cost = grokking.estimate_cost(t_max=float(n - 1), dt=1.0, D=100, P_over_D=5.0, batch=batch,
-                                  n_samples=samples, n_response=response)
+                                  n_samples=samples, n_response=response, bulk_rank=48,
+                                  anderson=0)
     assert cost.time_points == n
     counted = _xla_bytes(batch, samples, n, response)
     assert counted <= cost.memory_bytes <= 2.5 * counted
@@ -63,3 +64,18 @@ def test_compare_grid_is_set_in_theory_time():
             assert cost.memory_bytes < 4 * 2**30
         else:
             assert t_end == pytest.approx(10_000.0)
+
+
+def test_default_grid_follows_D_and_P_over_D():
+    """The default grid is set in s = t / D: the issue's call solve(1, 0.02, 5, lr_scale=5,
+    t_max=8000, D=100) gets 337 points (it once stopped at dt=50 beyond the stability limit
+    47.75), and halving D over the same horizon in s keeps the number of points; the per-phase
+    work count grows as n^3 in the response solves."""
+    full = grokking.estimate_cost(8000.0, None, D=100, P_over_D=5.0)
+    half = grokking.estimate_cost(4000.0, None, D=50, P_over_D=5.0)
+    assert full.time_points == half.time_points == 337
+    assert full.dt < grokking.stability_limit_dt(100, 5.0) == pytest.approx(47.75, abs=0.01)
+    assert grokking.estimate_cost(8000.0, None, D=100, P_over_D=3.0).time_points > 337
+    from dmft.grokking_cost import iteration_work
+    small, large = (iteration_work(n, 400, 16, 16)["responses"][0] for n in (100, 200))
+    assert large / small == pytest.approx(8.0, rel=0.02)

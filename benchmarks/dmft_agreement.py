@@ -1,0 +1,40 @@
+"""The grokking DMFT against the N -> infinity simulation over the issue-14 grid: prints, per
+(D, eps, P/D, alpha), the relative L2 error of the seed-mean test loss, the relative errors of
+the grokking time and of the train-to-test delay, and both run times
+(`dmft.grokking_agreement.agreement`).
+
+    python benchmarks/dmft_agreement.py [--dims 100 200] [--alphas 0.25 0.5 1 2 4]
+        [--eps 0.02 0.05] [--ratios 3 5] [--seeds 8] [--solve n_samples=400 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dmft.grokking_agreement import agreement, format_rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dims", type=int, nargs="+", default=[100, 200])
+    parser.add_argument("--alphas", type=float, nargs="+", default=[0.25, 0.5, 1.0, 2.0, 4.0])
+    parser.add_argument("--eps", type=float, nargs="+", default=[0.02, 0.05])
+    parser.add_argument("--ratios", type=float, nargs="+", default=[3.0, 5.0])
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--solve", nargs="*", default=[],
+                        help="solve settings as name=value (e.g. n_samples=400)")
+    args = parser.parse_args()
+    settings = {}
+    for item in args.solve:
+        name, value = item.split("=")
+        settings[name] = float(value) if "." in value or "e" in value else int(value)
+    print(f"solve settings: {settings or 'defaults'}", flush=True)
+    for dim in args.dims:
+        for eps in args.eps:
+            for ratio in args.ratios:
+                rows = agreement(dim, args.alphas, eps, ratio, args.seeds, **settings)
+                print(format_rows(dim, eps, ratio, rows), flush=True)
+
+
+if __name__ == "__main__":
+    main()

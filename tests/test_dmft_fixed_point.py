@@ -1,0 +1,97 @@
+"""The fixed-point solver (dmft/fixed_point.py): Anderson mixing reaches the damped iteration's
+fixed point in fewer iterations, on a linear map with a known solution and on the grokking
+DMFT; the DMFT's numerical knobs (bulk rank, tolerance) converge."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from dmft import ConvergenceWarning, grokking
+from dmft.fixed_point import anderson_mix, iterate_to_fixed_point
+
+
+def _linear_map(seed=0, size=40, contraction=0.95):
+    """x -> A x + b with spectral radius `contraction` (slow for plain damping), solution
+    (1 - A)^-1 b in float64 numpy."""
+    rng = np.random.default_rng(seed)
+    q = np.linalg.qr(rng.normal(size=(size, size)))[0]
+    a = q @ np.diag(contraction * np.linspace(-1, 1, size)) @ q.T
+    b = rng.normal(size=size)
+    return a, b, np.linalg.solve(np.eye(size) - a, b)
+
+
+@pytest.mark.parametrize("history", [0, 5])
+def test_iteration_reaches_the_linear_solution(x64, history):
+    """Both mixings converge to (1 - A)^-1 b within 1e-9; Anderson (history 5) in under a
+    third of the damped iterations (measured 167 against 939 at damping 0.5); the map is traced
+    twice (output shape, one compilation), not once per iteration."""
+    a, b, exact = _linear_map()
+    matrix, offset = jnp.asarray(a), jnp.asarray(b)
+
+    traces = []
+
+    def step(state):
+        traces.append(1)                       # runs only when jax traces the map
+        new = {"x": state["x"] @ matrix.T + offset}
+        return new, {"curve": new["x"]}
+
+    state, _, iterations, residual = iterate_to_fixed_point(
+        step, {"x": jnp.zeros((1, 40))}, lambda out: out["curve"], damping=0.5, tol=1e-12,
+        max_iter=3000, progress=False, what="test", knobs="", history=history)
+    np.testing.assert_allclose(np.asarray(state["x"][0]), exact, atol=1e-9)
+    assert residual <= 1e-12
+    # one compiled program for all iterations: traced for the output shape and once for jit
+    assert len(traces) == 2
+    if history:
+        assert iterations < 250
+    else:
+        assert iterations > 750
+
+
+def test_anderson_with_empty_history_is_plain_damping(x64):
+    """The first Anderson step (nothing stored yet) equals x + damping (F(x) - x)."""
+    rng = np.random.default_rng(1)
+    x, g = jnp.asarray(rng.normal(size=(2, 7))), jnp.asarray(rng.normal(size=(2, 7)))
+    memory = (jnp.zeros((2, 3, 7)), jnp.zeros((2, 3, 7)), x, x, jnp.zeros(2, bool))
+    mixed, _ = anderson_mix(x, g, memory, 0.3)
+    np.testing.assert_allclose(np.asarray(mixed), np.asarray(x + 0.3 * (g - x)), atol=1e-15)
+
+
+_SMALL = {"t_max": 150.0, "dt": 5.0, "D": 30, "n_samples": 100, "n_response": 4,
+          "bulk_rank": 31, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def damped():
+    """The grokking DMFT at alpha = 1, eps = 0.1, D = 30 (the spike grows within the run), plain
+    damping to tol = 1e-9, full bulk rank (n = 31)."""
+    return grokking.solve(1.0, 0.1, 3.0, tol=1e-9, anderson=0, **_SMALL)
+
+
+def _max_change(solved, reference, var):
+    return np.max(np.abs(solved[var].values - reference[var].values)) / np.max(
+        np.abs(reference[var].values))
+
+
+def test_accelerated_dmft_reaches_the_damped_fixed_point(damped):
+    """Anderson mixing (history 5) to the same tolerance: train, test and spike curves agree
+    with the damped solution within 1e-7 relative, in fewer iterations."""
+    accelerated = grokking.solve(1.0, 0.1, 3.0, tol=1e-9, anderson=5, **_SMALL)
+    for var in ("train_loss", "test_loss", "beta_M_beta"):
+        assert _max_change(accelerated, damped, var) < 1e-7
+    assert accelerated.attrs["iterations"] < damped.attrs["iterations"]
+    assert accelerated.attrs["converged"] and damped.attrs["converged"]
+
+
+def test_tolerance_and_bulk_rank_converge(damped):
+    """Loosening tol from 1e-9 to 1e-4 moves the curves by less than 1e-3 relative; keeping
+    rank 16 of the bulk covariance (its dropped eigenvalues fall fast) instead of all 31 by less
+    than 1e-6; stopping at max_iter warns."""
+    loose = grokking.solve(1.0, 0.1, 3.0, tol=1e-4, anderson=0, **_SMALL)
+    ranked = grokking.solve(1.0, 0.1, 3.0, tol=1e-9, anderson=0, **{**_SMALL, "bulk_rank": 16})
+    assert ranked.attrs["bulk_truncation"] < 1e-8
+    for var in ("train_loss", "test_loss"):
+        assert _max_change(loose, damped, var) < 1e-3
+        assert _max_change(ranked, damped, var) < 1e-6
+    with pytest.warns(ConvergenceWarning):
+        grokking.solve(1.0, 0.1, 3.0, tol=0.0, max_iter=3, **_SMALL)
