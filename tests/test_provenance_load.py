@@ -246,6 +246,10 @@ def test_bad_arrow_files_and_options(tmp_path):
     parquet.write_table(pa.table({"loss": pa.array([], pa.float64())}), tmp_path / "empty.parquet")
     with pytest.raises(LikelihoodFileError, match="empty.parquet' field 'loss' holds no documents"):
         load_likelihoods(tmp_path / "empty.parquet")
+    np.savez(tmp_path / "short.npz", loglik=np.arange(5.0), index=np.arange(4))
+    with pytest.raises(LikelihoodFileError, match="short.npz': the order field has 4 values but "
+                                                  "the likelihoods 5 documents"):
+        load_likelihoods(tmp_path / "short.npz", order="index")
     (tmp_path / "folder").mkdir()
     with pytest.raises(LikelihoodFileError, match="not a saved HuggingFace dataset"):
         load_likelihoods(tmp_path / "folder")
