@@ -27,8 +27,9 @@ def test_train_loss_is_on_the_current_batch_and_batches_follow_the_key(x64):
                                    **SMALL)
     state = grokking.init(jax.random.key(5), p)
     beta = np.asarray(state["data"]["beta"], np.float64)
+    step = jax.jit(lambda state: grokking.step(state, p))
     for s in range(1, 4):
-        state = grokking.step(state, p)
+        state = step(state)
         x = _batch(5, s, p)
         np.testing.assert_allclose(state["data"]["x_train"], x, rtol=1e-12)
         weights, weights0 = np.asarray(state["net"]["W"]), np.asarray(state["net0"]["W"])
