@@ -154,6 +154,9 @@ def main() -> None:
     parser.add_argument("--demo-steps", type=int, default=None)
     parser.add_argument("--paper-steps", type=int, default=None)
     parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument("--sizes", nargs="+", choices=["toy", "demo", "paper"], default=None,
+                        help="model sizes to time (default: the scale's)")
+    parser.add_argument("--no-rank", action="store_true", help="skip the rnn_rank sweep")
     args = parser.parse_args()
     scale = SCALES[args.scale]
     alphas, seeds = grid(args.runs or scale["runs"])
@@ -171,7 +174,7 @@ def main() -> None:
           "achieved FLOP/s of (a) over the matmul rate at the same precision")
     print(f"{'size':<26}{'precision':>14}{'runs':>6}{'steps':>6}{'(a) engine':>12}{'(b) loop':>10}"
           f"{'a/b':>7}{'(m) moments':>12}{'m/b':>7}{'compile':>8}{'(a)/(c)':>9}")
-    for name in scale["sizes"]:
+    for name in args.sizes or scale["sizes"]:
         size = sizes[name]
         steps = (args.paper_steps or scale["paper_steps"]) if name == "paper" else \
             (args.demo_steps or scale["demo_steps"])
@@ -193,6 +196,8 @@ def main() -> None:
                   f"{rate_loop:>10.0f}{rate_engine / rate_loop:>7.1f}{rate_moments:>12.0f}"
                   f"{rate_moments / rate_loop:>7.1f}{compile_and_run - seconds:>8.1f}"
                   f"{100 * flops / peaks[precision]:>8.1f}%")
+    if args.no_rank:
+        return
     setting = scale["rank"]
     rank_runs, first, steady = rank_sweep(setting)
     print(f"rank sweep (rnn_rank, N={setting['N']}, {len(setting['tasks'])} task(s) x "

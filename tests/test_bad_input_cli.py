@@ -101,6 +101,7 @@ CASES = {
                               "--only was given 2 times"),
     # experiments and the command itself
     "experiments extra argument": (["experiments", "extra"], "extra"),
+    "info extra argument": (["info", "--jsn"], "--jsn"),
     "unknown command": (["frobnicate"], "'frobnicate'"),
 }
 

@@ -4,7 +4,8 @@ The ```python blocks run in order in one namespace (a block may use names an ear
 defined, as a reader's session would) and the shell blocks' commands run in between, all in a
 temporary folder: `lazyrich ...` through `lazyrich.views.cli.main` in this process, `python -m
 provenance ...` in a subprocess. `make` lines are skipped (`make demo` is `lazyrich demo`,
-`make test` is this suite).
+`make test` is this suite), and so is the accelerator install line (its extras are checked against
+the package index by `tests/test_accelerator_extras.py`).
 
 By default the text is first shrunk by the table SMALL (step counts, the ODE horizon, the number
 of tasks, the RNN's size), so the whole README runs in about a minute; every pattern of the
@@ -44,7 +45,9 @@ SMALL = {
     r"--D 100 --N 500 --P 550": "--D 10 --N 20 --P 30 --n_test 20 --steps 40 --log_every 10",
     r"--seed 0 1 2 --D 64": "--seed 0 --D 12",              # lazyrich phase grokking
 }
-SKIPPED = ("make ",)
+# `make` is the suite itself or the demo; the accelerator install is checked against the package
+# index by tests/test_accelerator_extras.py instead of being run
+SKIPPED = ("make ", ".venv/bin/python -m pip install ")
 SLOW = ("python -m provenance power", "python -m provenance demo")
 COMMANDS = ("lazyrich ", "python -m provenance ", *SKIPPED)
 
