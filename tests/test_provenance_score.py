@@ -197,3 +197,32 @@ def test_command_line_scores_then_queries(tmp_path, tiny_lm, capsys):
         assert main([*arguments, *extra]) == 2
         assert fragment in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == before
+
+
+def test_command_line_reads_ragged_token_lists(tmp_path, tiny_lm, capsys):
+    """Documents as a .jsonl field of token-id lists of different lengths (with an order
+    field): the command writes what score() gives on the same lists; a field of floats or of
+    one number per row is refused naming the file and field."""
+    config, params = tiny_lm
+    save_lm(tmp_path / "alice.npz", config, params)
+    rng = np.random.default_rng(5)
+    documents = [rng.integers(0, 256, size=rng.integers(10, 25)) for _ in range(37)]
+    (tmp_path / "docs.jsonl").write_text("".join(
+        json.dumps({"tokens": d.tolist(), "index": i, "weight": 0.5, "frac": [0.5]}) + "\n"
+        for i, d in enumerate(documents)))
+    arguments = ["score", "--model", str(tmp_path / "alice.npz"), "--documents",
+                 str(tmp_path / "docs.jsonl"), "--batch-size", "8", "--no-progress"]
+    out = tmp_path / "scores.npz"
+    assert main([*arguments, "--documents-field", "tokens", "--order-field", "index",
+                 "--out", str(out)]) == 0
+    expected = score((config, params), documents, batch_size=8, progress=False)
+    with np.load(out) as written:
+        np.testing.assert_array_equal(written["loglik"], expected.loglik)
+        assert written["n_tokens"].tolist() == [len(d) for d in documents]
+    for field, fragment in [("weight", "one number per row"), ("frac", "integer token ids"),
+                            (None, "--documents-field")]:
+        extra = [] if field is None else ["--documents-field", field]
+        assert main([*arguments, *extra, "--out", str(tmp_path / "never.npz")]) == 2
+        message = capsys.readouterr().err
+        assert "docs.jsonl" in message and fragment in message, message
+    assert not (tmp_path / "never.npz").exists()
