@@ -45,8 +45,8 @@ def _reading(args: argparse.Namespace) -> dict:
             "loss": args.loss}
 
 
-def read_values(path: str, argument: str, field, preferred: tuple[str, ...], **options
-                ) -> Likelihoods:
+def read_values(path: str, argument: str, field: str | None,
+                preferred: tuple[str | None, ...], **options) -> Likelihoods:
     """One argument's file through load_likelihoods, errors prefixed with `--argument`.
 
     Without `field`: the first of `preferred` the file has; else its only field (besides the

@@ -114,7 +114,8 @@ def reduce_ragged(column: Ragged, window: slice, reduce: str) -> tuple[np.ndarra
     return sums, kept
 
 
-def _choose_fields(table: Table, field, exclude: set[str]) -> list[str]:
+def _choose_fields(table: Table, field: str | Sequence[str] | None,
+                   exclude: set[str]) -> list[str]:
     if field is None:
         candidates = [name for name in table.fields if name not in exclude]
         if DEFAULT_FIELD in candidates:
@@ -248,8 +249,9 @@ def check_options(*, per_token: bool | None = None, reduce: str = "mean",
             "n_tokens": n_tokens, "order": order}
 
 
-def read_likelihoods(table: Table, *, field, per_token: bool | None, reduce: str, window: slice,
-                     loss: bool, n_tokens: str | None, order: str | None) -> Likelihoods:
+def read_likelihoods(table: Table, *, field: str | Sequence[str] | None,
+                     per_token: bool | None, reduce: str, window: slice, loss: bool,
+                     n_tokens: str | None, order: str | None) -> Likelihoods:
     """`load_likelihoods` on a table already opened (options already checked)."""
     names = _choose_fields(table, field, {name for name in (order, n_tokens) if name})
     rows, counts = [], None

@@ -297,3 +297,18 @@ def test_jsonl_reads_the_same_without_pyarrow(tmp_path, documents, monkeypatch):
     without = load_likelihoods(path, **options)
     np.testing.assert_array_equal(with_arrow.loglik, without.loglik)
     np.testing.assert_array_equal(with_arrow.order, without.order)
+
+
+@pytest.mark.slow
+def test_authors_scale_dataset_folder_reads_exactly(tmp_path):
+    """100,000 documents of 96 per-token losses in a dataset folder (the authors' query-test
+    scale): window means equal numpy's on the dense array to 1e-12."""
+    rng = np.random.default_rng(7)
+    losses = rng.gamma(2.0, 1.0, size=(100_000, 96)).astype(np.float32)
+    table = pa.table({"loss": pa.FixedSizeListArray.from_arrays(losses.reshape(-1), 96)
+                      .cast(pa.list_(pa.float32())), "index": rng.permutation(100_000)})
+    read = load_likelihoods(write_hf_dataset(tmp_path / "hf", table, shards=4), field="loss",
+                            per_token=True, tokens="32:", loss=True, order="index")
+    np.testing.assert_allclose(read.loglik, -losses[:, 32:].astype(np.float64).mean(1),
+                               rtol=1e-12)
+    np.testing.assert_array_equal(read.order, table.column("index").to_numpy())
