@@ -18,7 +18,8 @@ complete .npz), and a second call with the same store and arguments computes onl
 missing; a batch file that cannot be read back is named in a `ScoreStoreWarning` and recomputed.
 The store's `meta.json` keys it by the documents' checksum, the batch size, the token window and
 the model's name (for `lm.py` models a checksum of the weights); a call with other values is
-refused, naming the key. Memory is estimated before anything is allocated.
+refused, naming the key. Memory is estimated before anything is allocated: the results, one
+padded batch and, for `lm.py` models, its logits; a callable's own memory is its business.
 """
 
 from __future__ import annotations
