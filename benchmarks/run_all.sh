@@ -9,8 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 if [ $# -ge 1 ]; then out=$1; shift; else
-    out=benchmarks/results/$("$PYTHON" -c 'import jax, re; d = jax.devices()[0]; print(re.sub(
-        "[^A-Za-z0-9]+", "-", f"{jax.default_backend()}-{getattr(d, \"device_kind\", d)}").strip("-").lower())').json
+    out=benchmarks/results/$("$PYTHON" -c 'import jax, re; d = jax.devices()[0]
+kind = getattr(d, "device_kind", str(d))
+print(re.sub("[^a-z0-9]+", "-", (jax.default_backend() + "-" + kind).lower()).strip("-"))').json
 fi
 if [ $# -ge 1 ]; then scripts=("$@"); else scripts=(benchmarks/*.py); fi
 mkdir -p "$(dirname "$out")"
