@@ -60,15 +60,16 @@ def test_matches_an_independent_scipy_solve_of_the_readme_equations(x64):
                                        rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_gradient_descent_converges_to_the_flow_as_lr_scale_shrinks(x64):
     """The engine's dynamics="infinite" (discrete steps) approaches the ODE solution at first
-    order: the largest relative test-loss error halves (within 20%) when lr_scale halves, and is
-    below 1% at lr_scale = 0.05."""
+    order: the largest relative test-loss error halves (within 20%) when lr_scale halves
+    (0.1 -> 0.05), and is below 1% at lr_scale = 0.05."""
     t_max, n_log = 60.0, SMALL["steps"] // SMALL["log_every"]
     flow = mean_field.sweep(alpha=[1.0, 0.5], eps=0.3, lr_scale=t_max / SMALL["steps"], seed=1,
                             rtol=1e-9, atol=1e-12, **SMALL)
     errors = []
-    for lr in (0.2, 0.1, 0.05):
+    for lr in (0.1, 0.05):
         steps = int(round(t_max / lr))
         sim = lazyrich.sweep("grokking", dynamics="infinite", alpha=[1.0, 0.5], eps=0.3,
                              lr_scale=lr, seed=1, progress=False,
