@@ -74,7 +74,7 @@ def test_dropping_the_spike_seed_moves_the_dmft_off_the_simulation(monkeypatch):
     """At a small size the DMFT follows the simulation within 8% (measured 6.2%); zeroing the
     bulk columns' beta_hat components A2 (G7b) more than doubles the error (measured 14.9%).
     (Dropping A2 from the bulk term of f alone, G4, changed it to 6.0%: that term is not what the
-    delay misses.) About 10 min on 2 loaded CPU cores."""
+    delay misses.) 5.5 min on 2 CPU cores shared with other jobs."""
     full = _small_size_error()
     dropped = _small_size_error(monkeypatch, drop="A2")
     assert full < 0.08 and dropped > 2 * full
