@@ -10,7 +10,7 @@ The query test's cost at the paper's scale (Kuditipudi et al. 2025: 10^5 - 10^7 
 and the batched case: one training order (n,) against 40 models' log-likelihoods (40, n), ours in
 one call vs 40 scipy calls (and vs the floor of 41 argsorts). The largest size is run again in
 float32 (likelihoods arrive as float32 from GPUs), against the floor of two float32 argsorts;
-float32 normal draws tie often (~13% of values at 1e7), which scipy and we both rank as ties.
+float32 normal draws tie often at 1e7, and scipy and we both rank them as ties.
 Timings are the best of `--repeats` interleaved runs (the machine may be shared), so ratios
 compare like with like. Also prints the largest |rho - rho_scipy| and relative p-value
 difference. Writes nothing but stdout unless `--json PATH` is given. Targets (issues 5, 16):
