@@ -64,7 +64,7 @@ def test_chunk_size_is_shrunk_to_fit_when_left_to_the_engine(monkeypatch):
     """With little memory an automatic chunk shrinks; a fixed one is refused naming it."""
     monkeypatch.setenv("LAZYRICH_MEMORY_BYTES", str(600 << 20))  # 16 runs need ~980 MiB
     params = dict(alpha=[0.5, 1.0, 2.0, 4.0], seed=list(range(4)), D=40, N=20000, P=200,
-                  n_test=200, steps=2, log_every=1, progress=False)
+                  n_test=200, steps=2, log_every=1, progress=False, dynamics="network")
     with pytest.raises(MemoryEstimateError, match="lower chunk_size= \\(now 16\\)"):
         lazyrich.sweep("grokking", chunk_size=16, vmap_size=16, **params)
     ds = lazyrich.sweep("grokking", vmap_size=16, **params)
