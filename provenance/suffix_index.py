@@ -132,7 +132,7 @@ def build_suffix_index(examples, path, *, offsets=None, min_length: int = 2,
     or one flat 1-D array with `offsets` (n_examples + 1,). min_length, max_length: the span
     lengths the span-overlap functions use by default (stored in the file; any can be asked at
     `open_suffix_index`). The memory `suffix_index_build_bytes` estimates is checked before
-    anything is built (1e8 tokens, vocabulary < 65,535: about 3.3 GB); the file (about 6 bytes per
+    anything is built (1e8 tokens, vocabulary < 65,535: about 2.6 GB); the file (about 6 bytes per
     token for such a vocabulary) is written to a temporary name and moved into place.
     """
     _check_lengths(min_length, max_length)
