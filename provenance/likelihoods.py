@@ -174,7 +174,9 @@ def _read_rows_of(table: Table, name: str, column: Column, per_token: bool | Non
     return column.values.reshape(lengths.size, -1).T, None
 
 
-def _scalar_field(table: Table, name: str, what: str, flag: str) -> np.ndarray:
+def scalar_field(table: Table, name: str, what: str, flag: str) -> np.ndarray:
+    """Field `name` of `table` as one finite number per document (LikelihoodFileError naming the
+    file, the field, `what` it is and the `flag` that names it, otherwise)."""
     if name not in table.fields:
         raise LikelihoodFileError(f"{str(table.path)!r}: {what} field {name!r} ({flag}) not "
                                   f"found; the file has {table.fields}")
@@ -265,9 +267,9 @@ def read_likelihoods(table: Table, *, field: str | Sequence[str] | None,
                                   f"documents ({[block.shape[-1] for block in rows]})")
     loglik = np.concatenate(rows, axis=0)
     loglik = -loglik if loss else loglik
-    order_values = None if order is None else _scalar_field(table, order, "order",
+    order_values = None if order is None else scalar_field(table, order, "order",
                                                             "order= / --order-field")
-    count_values = None if n_tokens is None else _scalar_field(table, n_tokens, "token count",
+    count_values = None if n_tokens is None else scalar_field(table, n_tokens, "token count",
                                                                "n_tokens= / --n-tokens")
     for name, values in (("order", order_values), ("n_tokens", count_values)):
         if values is not None and values.shape[-1] != loglik.shape[-1]:

@@ -40,7 +40,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lazyrich.core.checks import check_positive_integer, require_memory
-from provenance.likelihoods import parse_tokens, token_window
+from provenance.likelihoods import parse_tokens, scalar_field, token_window
 
 TokenScorer = Callable[[np.ndarray], np.ndarray]
 LOGIT_BYTES = 4 * 3  # float32 logits, log-softmax and one temporary per vocabulary entry
@@ -316,15 +316,8 @@ def read_documents(path: str | os.PathLike, field: str | None = None, split: str
                                   f"non-negative integer token ids")
     tokens = values.astype(np.int64)
     rows = [tokens[a:b] for a, b in zip(column.offsets[:-1], column.offsets[1:], strict=True)]
-    order_values = None
-    if order is not None:
-        if order not in table.fields:
-            raise LikelihoodFileError(f"{str(path)!r}: order field {order!r} (--order-field) not "
-                                      f"found; the file has {table.fields}")
-        order_values = table.column(order)
-        if not (isinstance(order_values, np.ndarray) and order_values.ndim == 1):
-            raise LikelihoodFileError(f"{str(path)!r} field {order!r} (--order-field) must hold "
-                                      f"one number per document")
+    order_values = None if order is None else scalar_field(table, order, "order",
+                                                           "--order-field")
     return rows, order_values
 
 
