@@ -88,7 +88,7 @@ def test_memory_refusals_name_the_knob(monkeypatch):
         kernel.grokking_lazy_curves(n_test=10**8)
     with pytest.raises(MemoryEstimateError, match=r"steps="):
         kernel.learning_curves(np.eye(3), np.ones((1, 3)), np.ones(3), np.ones(1),
-                               np.arange(10**9), 0.1)
+                               np.broadcast_to(np.arange(1), (10**8,)), 0.1)  # no 0.8 GB array
 
 
 REFUSAL = """
