@@ -54,12 +54,18 @@ def matmul_precision_context(name: str):
     return jax.default_matmul_precision(MATMUL_PRECISIONS[check_matmul_precision(name)][0])
 
 
+def _memory_stats(device) -> dict | None:
+    """The device allocator's statistics, or None where the backend keeps none (CPUs; a
+    backend whose call raises an AttributeError or a RuntimeError)."""
+    try:
+        return device.memory_stats()
+    except (AttributeError, RuntimeError):
+        return None
+
+
 def _device_free_bytes(device) -> int | None:
     """Free bytes of an accelerator from its allocator's statistics; None where it has none."""
-    try:
-        stats = device.memory_stats()
-    except (AttributeError, NotImplementedError, RuntimeError):
-        return None
+    stats = _memory_stats(device)
     if not stats or "bytes_limit" not in stats:
         return None
     return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
@@ -113,11 +119,7 @@ def describe() -> dict[str, Any]:
 
     devices = []
     for device in jax.devices():
-        stats = None
-        try:
-            stats = device.memory_stats()
-        except (AttributeError, NotImplementedError, RuntimeError):
-            pass
+        stats = _memory_stats(device)
         entry = {"id": device.id, "platform": device.platform,
                  "kind": getattr(device, "device_kind", str(device))}
         if stats and "bytes_limit" in stats:

@@ -46,7 +46,8 @@ def _rewrite_param(value: Any, bits: int) -> Any:
                                                   for v in value):
         return tuple(_rewrite_closed(v, bits) for v in value)
     if isinstance(value, jex_core.Jaxpr):
-        raise NotImplementedError("an open Jaxpr parameter cannot be emulated")
+        raise TypeError("emulate_matmul_precision: a primitive carries an open Jaxpr parameter, "
+                        "which cannot be rewritten; emulate a function without it")
     return value
 
 
