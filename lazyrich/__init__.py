@@ -8,6 +8,8 @@
 
 __version__ = "0.1.0"
 
+import sys as _sys  # noqa: E402
+
 from lazyrich.core.engine import sweep  # noqa: E402
 from lazyrich.core.io import config, load, save  # noqa: E402
 from lazyrich.core.labels import open_store as open  # noqa: E402, A004
@@ -16,6 +18,11 @@ from lazyrich.experiments.base import registered  # noqa: E402
 from lazyrich.measures import metrics  # noqa: E402
 from lazyrich.measures.rank_measures import effective_rank  # noqa: E402
 from lazyrich.views import plot  # noqa: E402
+
+# `from lazyrich.metrics import ...` and `from lazyrich.plot import ...` work as the attribute
+# names suggest, although the modules live in their layers (measures/, views/).
+_sys.modules.setdefault("lazyrich.metrics", metrics)
+_sys.modules.setdefault("lazyrich.plot", plot)
 
 
 def experiments() -> dict[str, dict[str, Parameter]]:

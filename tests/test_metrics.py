@@ -56,3 +56,15 @@ def test_normal_blocks_have_the_asked_shapes_and_unit_variance():
     blocks = normal_blocks(jax.random.key(0), {"a": (3,), "b": (200, 50)})
     assert blocks["a"].shape == (3,) and blocks["b"].shape == (200, 50)
     assert abs(float(blocks["b"].std()) - 1.0) < 0.02
+
+
+def test_metrics_and_plot_import_by_their_public_names():
+    """`from lazyrich.metrics import ...` / `from lazyrich.plot import ...` reach the layered
+    modules that `lazyrich.metrics` / `lazyrich.plot` name."""
+    from lazyrich.metrics import grokking_times
+    from lazyrich.plot import compare
+
+    import lazyrich
+
+    assert grokking_times is lazyrich.metrics.grokking_times
+    assert compare is lazyrich.plot.compare
