@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import pytest
 
 from dmft import grokking
-from lazyrich.views.theory import MAX_DMFT_POINTS, dmft_grid
+from lazyrich.views.theory import MAX_DMFT_POINTS, dmft_grid, dmft_grids
 
 
 def _xla_bytes(batch, samples, n, response, rank=48):
@@ -79,3 +79,27 @@ def test_default_grid_follows_D_and_P_over_D():
     from dmft.grokking_cost import iteration_work
     small, large = (iteration_work(n, 400, 16, 16)["responses"][0] for n in (100, 200))
     assert large / small == pytest.approx(8.0, rel=0.02)
+
+
+def test_each_alpha_gets_the_grid_its_dynamics_needs():
+    """The paper's settings (D = 100, P = 450, 60k steps at lr_scale 0.5, alpha 2^-3 .. 2^3):
+    the richest alpha gets ds = 0.02 alpha / eps (the shared grid diverged there), rich runs stop
+    once settled (8x the closed-form grokking time, at least s = 40), the lazy ones share the
+    whole run on one grid, solved together; every grid fits the point cap. The README's compare
+    (alpha 1, 8, 64 over s <= 100) keeps its single grid."""
+    scalars = {"steps": 60_000, "lr_scale": 0.5, "D": 100, "P": 450, "eps": 0.02}
+    alphas = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+    grids = dmft_grids(scalars, alphas, max_points=1400)
+    assert sorted(a for group, *_ in grids for a in group) == alphas
+    by_alpha = {a: (t_end, dt) for group, t_end, dt, _ in grids for a in group}
+    assert by_alpha[0.125][1] == pytest.approx(0.02 * 0.125 / 0.02 * 100)
+    assert by_alpha[0.125][0] == pytest.approx(4000.0)                  # s = 40
+    assert by_alpha[0.25][1] > 1.8 * by_alpha[0.125][1]
+    assert by_alpha[0.25][0] < by_alpha[0.5][0] < by_alpha[1.0][0] < 30_000
+    lazy = [group for group, t_end, _, _ in grids if t_end == pytest.approx(30_000)]
+    assert lazy == [[2.0, 4.0, 8.0]]
+    for group, t_end, dt, note in grids:
+        assert round(t_end / dt) + 1 <= 1400 and "stops at" not in note
+    readme = {"steps": 20_000, "lr_scale": 0.5, "D": 100, "P": 550, "eps": 0.02}
+    [(group, t_end, dt, _)] = dmft_grids(readme, [1.0, 8.0, 64.0])
+    assert group == [1.0, 8.0, 64.0] and (t_end, dt) == dmft_grid(readme)[:2]

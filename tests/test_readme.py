@@ -41,6 +41,9 @@ SMALL = {
     r"\bt_max=[\d.]+": "t_max=2.0",                      # committee ODEs
     r"task_seed=range\(\d+\)": "task_seed=range(3)",     # linear_rank tasks
     r"--rank 1 30 100 300 (.*)--N 300": r"--rank 1 4 \1--N 8",   # rnn_rank (rank <= N)
+    # compare at the paper's settings: a rich and a lazy alpha (two DMFT grids), small size
+    r"--alpha 0.125 0.25 0.5 1 2 4 8 --seed 0 --D 100 --N 500 --P (\d\d)0":
+        r"--alpha 0.125 8 --seed 0 --D 10 --N 20 --P \1 --n_test 20",
     # compare: the DMFT and the NTKs at a small size and 40 steps (its own steps are the default)
     r"--D 100 --N 500 --P 550": "--D 10 --N 20 --P 30 --n_test 20 --steps 40 --log_every 10",
     r"--seed 0 1 2 --D 64": "--seed 0 --D 12",              # lazyrich phase grokking
@@ -128,7 +131,7 @@ def test_readme_code_blocks_run_in_order_at_a_small_size(tmp_path, monkeypatch):
     ran = run_readme(tmp_path, monkeypatch, slow=False)
     assert any(command.startswith("lazyrich compare") for command in ran)
     for name in ("run.nc", "fig.png", "runs.zarr", "store.png", "compare.png", "lazy.png",
-                 "d.nc", "m.nc", "digits_curves.png", "rank.nc", "rank.png", "out.json"):
+                 "paper_P450.png", "paper_P550.png", "d.nc", "m.nc", "digits_curves.png", "rank.nc", "rank.png", "out.json"):
         assert (tmp_path / name).exists(), name
 
 

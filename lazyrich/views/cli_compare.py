@@ -15,6 +15,7 @@ from lazyrich.core.engine import sweep
 from lazyrich.views.cli_args import OneLineParser, UsageError, check_output_file, image_suffixes
 from lazyrich.views.cli_stages import Stages
 from lazyrich.views.cli_sweep import parse_sweep, runs_in
+from lazyrich.views.theory import DMFT_SAMPLES, MAX_DMFT_POINTS, MIN_DMFT_POINTS
 
 THEORIES = {"dmft": "the DMFT (N -> infinity)", "kernel": "the lazy-limit theory"}
 EXPERIMENTS_WITH_THEORY = ("grokking",)
@@ -30,12 +31,25 @@ def compare_command(argv: Sequence[str]) -> int:
         parser.add_argument("--theory", choices=list(THEORIES), default="dmft",
                             help="dmft: the N -> infinity DMFT (default); kernel: the lazy "
                                  "limit with each run's initial NTK (needs --dynamics network)")
+        parser.add_argument("--theory-points", type=int, default=MAX_DMFT_POINTS,
+                            metavar="N",
+                            help=f"most time points of the DMFT's grid (default "
+                                 f"{MAX_DMFT_POINTS}); its cost grows as N^3, and past N the "
+                                 f"theory stops early and says where")
+        parser.add_argument("--theory-samples", type=int, default=DMFT_SAMPLES, metavar="M",
+                            help=f"Monte Carlo sample paths of the DMFT (default "
+                                 f"{DMFT_SAMPLES}); its error falls like 1 / sqrt(M)")
 
     if argv and not argv[0].startswith("-") and argv[0] not in EXPERIMENTS_WITH_THEORY:
         raise UsageError(f"experiment {argv[0]!r} has no theory to compare with; theory is "
                          f"available for: {', '.join(EXPERIMENTS_WITH_THEORY)}")
     experiment, args, params = parse_sweep("compare", argv, outputs)
     check_output_file("--out", args.out, image_suffixes())
+    if args.theory_points < MIN_DMFT_POINTS:
+        raise UsageError(f"--theory-points must be at least {MIN_DMFT_POINTS} (got "
+                         f"{args.theory_points})")
+    if args.theory_samples < 2:
+        raise UsageError(f"--theory-samples must be at least 2 (got {args.theory_samples})")
     swept = [name for name in SINGLE_VALUED if isinstance(params.get(name), list)]
     if swept:
         raise UsageError(f"the theory is solved for one configuration: give one value each for "
@@ -50,19 +64,21 @@ def compare_command(argv: Sequence[str]) -> int:
                    **params)
     scalars = {name: ds.attrs[name] for name in SINGLE_VALUED}
     with stages.stage(f"theory: {THEORIES[args.theory]}"):
-        theory = _theory(args.theory, ds, scalars, progress=not args.no_progress)
+        theory = _theory(args.theory, ds, scalars, progress=not args.no_progress,
+                         max_points=args.theory_points, n_samples=args.theory_samples)
     with stages.stage(f"figure {args.out}"):
         _draw(theory, ds, scalars, THEORIES[args.theory], args.out)
     stages.wrote([args.out])
     return 0
 
 
-def _theory(name: str, ds, scalars: dict, progress: bool):
+def _theory(name: str, ds, scalars: dict, progress: bool, max_points: int, n_samples: int):
     # The command line is an application on top of both packages, so it may import dmft.
     if name == "dmft":
         from lazyrich.views.theory import dmft_curves
 
-        return dmft_curves(ds, scalars, progress=progress)
+        return dmft_curves(ds, scalars, max_points=max_points, n_samples=n_samples,
+                           progress=progress)
     from dmft.kernel import grokking_lazy_curves
 
     seeds = ds["seed"].values if "seed" in ds.dims else [ds.attrs["seed"]]

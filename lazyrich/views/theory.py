@@ -6,6 +6,8 @@ import `dmft`; the simulator's own modules never do.
 
 from __future__ import annotations
 
+import math
+
 
 def teacher_scales(ds) -> list[float]:
     """b = |beta|^2 / D of the simulation's own teacher for each seed of the sweep.
@@ -32,9 +34,16 @@ def teacher_scales(ds) -> list[float]:
 
 MAX_DMFT_POINTS = 420   # the README's full-length D = 100 comparison needs 408
 MIN_DMFT_POINTS = 61
+DMFT_SAMPLES = 400
 
 
-def dmft_grid(scalars: dict, max_points: int = MAX_DMFT_POINTS) -> tuple[float, float, str]:
+RICH_DS_PER_ALPHA_OVER_EPS = 0.02   # ds <= 0.02 alpha / eps: stable at alpha = 1/4, eps = 0.02
+SETTLED_GROKKING_TIMES = 8          # a theory curve is followed to 8x the closed-form t_grok
+SETTLED_MIN_S = 40.0                # ... and to at least s = t / D = 40
+
+
+def dmft_grid(scalars: dict, max_points: int = MAX_DMFT_POINTS,
+              alpha: float | None = None) -> tuple[float, float, str]:
     """(t_end, dt, note): the DMFT's time grid for a sweep with these scalar parameters.
 
     The spacing is set in the theory's own time s = t / D: half the explicit scheme's stability
@@ -42,45 +51,111 @@ def dmft_grid(scalars: dict, max_points: int = MAX_DMFT_POINTS) -> tuple[float, 
     points over the run. The number of points is then the run's horizon in that unit,
     steps x lr_scale / D / ds: a smaller D means a longer run in theory time, not a finer
     spacing. Past `max_points` (cost grows as n^3) the theory stops early and `note` says where.
+
+    With `alpha` given the grid is that output scale's own: in the rich regime the explicit
+    scheme also needs ds (eps / alpha) small (ds <= RICH_DS_PER_ALPHA_OVER_EPS alpha / eps; the
+    default grid diverged at alpha = 1/8, eps = 0.02 and at alpha = 1/4, eps = 0.05), and a rich
+    run's curves have settled long before a lazy run's horizon, so the theory follows them to
+    max(SETTLED_GROKKING_TIMES x the closed-form grokking time (`dmft.grokking_scaling`, S7),
+    s = SETTLED_MIN_S) and no further.
     """
     from dmft.grokking import default_dt
     from dmft.grokking_cost import STABLE_FRACTION, stability_limit_dt
 
     t_max, dim = scalars["steps"] * scalars["lr_scale"], scalars["D"]
     lam = scalars["P"] / dim
-    dt = min(default_dt(t_max, dim, lam), t_max / (MIN_DMFT_POINTS - 1))
+    t_run, why = t_max, ""
+    rich_dt = float("inf")
+    if alpha is not None:
+        rich_dt = RICH_DS_PER_ALPHA_OVER_EPS * alpha / scalars["eps"] * dim
+        settled = _settled_time(alpha, scalars["eps"], lam, dim)
+        if settled < t_max:
+            t_run, why = settled, (f" (alpha={alpha:g}: its curves have settled by then, "
+                                   f"{SETTLED_GROKKING_TIMES}x the closed-form grokking time)")
+    dt = min(default_dt(t_run, dim, lam), t_run / (MIN_DMFT_POINTS - 1))
+    rich = rich_dt < dt
+    if rich:
+        dt = t_run / math.ceil(t_run / rich_dt)
+    spacing = ("half its stability limit" if not rich else
+               f"ds <= {RICH_DS_PER_ALPHA_OVER_EPS:g} alpha / eps in the rich regime")
     note = (f"DMFT grid dt={dt:.4g} (ds = dt / D = {dt / dim:.3g} in the theory's time s = t / D,"
-            f" half its stability limit) over t <= {t_max:g} (s <= {t_max / dim:.4g})")
-    if round(t_max / dt) + 1 <= max_points:
-        return t_max, dt, note
-    dt = STABLE_FRACTION * stability_limit_dt(dim, lam)
+            f" {spacing}) over t <= {t_run:.6g} (s <= {t_run / dim:.4g}){why}")
+    if round(t_run / dt) + 1 <= max_points:
+        return t_run, dt, note
+    if not rich:
+        dt = STABLE_FRACTION * stability_limit_dt(dim, lam)
     t_end = (max_points - 1) * dt
-    return t_end, dt, (f"DMFT grid dt={dt:.4g} (ds = {dt / dim:.3g}, half the stability limit "
-                       f"in the theory's time s = t / D), {max_points} points: the theory stops "
-                       f"at t={t_end:.4g} (s={t_end / dim:.4g}) of the simulation's "
-                       f"t={t_max:g} (s={t_max / dim:.4g}); its cost grows as n^3, so longer "
-                       f"horizons need dmft.grokking.solve directly")
+    return t_end, dt, (f"DMFT grid dt={dt:.4g} (ds = {dt / dim:.3g}, {spacing} in the theory's "
+                       f"time s = t / D), {max_points} points: the theory stops at "
+                       f"t={t_end:.4g} (s={t_end / dim:.4g}) of the simulation's t={t_max:g} "
+                       f"(s={t_max / dim:.4g}); its cost grows as n^3: raise `--theory-points` "
+                       f"(`max_points=`) to cover the whole run")
 
 
-def dmft_curves(ds, scalars: dict, max_points: int = MAX_DMFT_POINTS, progress: bool = True):
+def _settled_time(alpha: float, eps: float, lam: float, dim: int) -> float:
+    """max(SETTLED_GROKKING_TIMES x S7's grokking time, SETTLED_MIN_S x D); inf where S7 does
+    not apply (alpha eps too large for the grokking regime, or P / D <= 1)."""
+    from dmft.grokking_scaling import grokking_time
+
+    try:
+        t_grok = float(grokking_time(alpha, eps, lam, dim))
+    except ValueError:
+        return float("inf")
+    if not math.isfinite(t_grok) or t_grok <= 0:
+        return float("inf")
+    return max(SETTLED_GROKKING_TIMES * t_grok, SETTLED_MIN_S * dim)
+
+
+def dmft_grids(scalars: dict, alphas, max_points: int = MAX_DMFT_POINTS) -> list[tuple]:
+    """[(alphas, t_end, dt, note)]: each alpha's grid (`dmft_grid(alpha=)`), alphas that share a
+    grid grouped so that they are solved together (one compilation, vmapped)."""
+    groups: dict[tuple, list] = {}
+    for alpha in alphas:
+        t_end, dt, note = dmft_grid(scalars, max_points, alpha=float(alpha))
+        key = (round(t_end, 9), round(dt, 12))
+        groups.setdefault(key, [[], t_end, dt, note])[0].append(float(alpha))
+    return [tuple(group) for group in groups.values()]
+
+
+def dmft_curves(ds, scalars: dict, max_points: int = MAX_DMFT_POINTS,
+                n_samples: int = DMFT_SAMPLES, progress: bool = True):
     """DMFT curves for every alpha of the sweep (N -> infinity), averaged over the seeds' teacher
-    scales |beta|^2 / D. Prints the grid and the expected memory and run time (stderr) before
-    solving, and refuses (MemoryEstimateError) what would not fit; `progress` shows the fixed-point
-    iteration's bar."""
+    scales |beta|^2 / D, each alpha on its own grid (`dmft_grids`; alphas that share one are
+    solved together). Prints each grid and the expected memory and run time (stderr) before
+    solving, and refuses (MemoryEstimateError) what would not fit; `progress` shows the
+    fixed-point iteration's bar.
+
+    Returns:
+        Dataset over (alpha, time) on the union of the grids; a curve is NaN past its own grid's
+        end (a rich run's theory stops once its curves have settled, see `dmft_grid`).
+    """
     import sys
+
+    import numpy as np
+    import xarray as xr
 
     from dmft.grokking import estimate_cost, solve
 
     alphas = ds["alpha"].values if "alpha" in ds.dims else [ds.attrs["alpha"]]
-    t_end, dt, note = dmft_grid(scalars, max_points)
     lam = scalars["P"] / scalars["D"]
     scales = teacher_scales(ds)
-    sizes = {"n_samples": 400, "n_response": 32}
-    cost = estimate_cost(t_end, dt, D=scalars["D"], P_over_D=lam,
-                         batch=len(alphas) * len(scales), **sizes)
-    # with a progress bar, `solve` prints the same cost line itself
-    print(f"{note}; {len(alphas)} alpha x {len(scales)} teacher scale(s)"
-          + ("" if progress else f": {cost}"), file=sys.stderr)
-    theory = solve(alphas, scalars["eps"], lam, scalars["lr_scale"], t_end, dt, D=scalars["D"],
-                   target_scale=scales, tol=1e-5, progress=progress, **sizes)
-    return theory.isel(eps=0).mean("target_scale")
+    sizes = {"n_samples": n_samples, "n_response": 32}
+    parts = []
+    for group, t_end, dt, note in dmft_grids(scalars, alphas, max_points):
+        cost = estimate_cost(t_end, dt, D=scalars["D"], P_over_D=lam,
+                             batch=len(group) * len(scales), **sizes)
+        # with a progress bar, `solve` prints the same cost line itself
+        print(f"{note}; alpha {', '.join(f'{a:g}' for a in group)} x {len(scales)} teacher "
+              f"scale(s)" + ("" if progress else f": {cost}"), file=sys.stderr)
+        theory = solve(group, scalars["eps"], lam, scalars["lr_scale"], t_end, dt,
+                       D=scalars["D"], target_scale=scales, tol=1e-5, progress=progress,
+                       **sizes)
+        parts.append(theory.isel(eps=0).mean("target_scale"))
+    if len(parts) == 1:
+        return parts[0]
+    time = np.unique(np.concatenate([part.time.values for part in parts]))
+    merged = xr.concat([part.drop_vars("step").interp(time=time[time <= part.time.values[-1]])
+                        .reindex(time=time) for part in parts], dim="alpha")
+    merged = merged.sortby("alpha")
+    merged.attrs = dict(parts[0].attrs, grids=len(parts))
+    return merged.assign_coords(step=("time", time / scalars["lr_scale"]))
