@@ -98,7 +98,7 @@ def test_each_alpha_gets_the_grid_its_dynamics_needs():
     assert by_alpha[0.25][0] < by_alpha[0.5][0] < by_alpha[1.0][0] < 30_000
     lazy = [group for group, t_end, _, _ in grids if t_end == pytest.approx(30_000)]
     assert lazy == [[2.0, 4.0, 8.0]]
-    for group, t_end, dt, note in grids:
+    for _group, t_end, dt, note in grids:
         assert round(t_end / dt) + 1 <= 1400 and "stops at" not in note
     readme = {"steps": 20_000, "lr_scale": 0.5, "D": 100, "P": 550, "eps": 0.02}
     [(group, t_end, dt, _)] = dmft_grids(readme, [1.0, 8.0, 64.0])

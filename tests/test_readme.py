@@ -131,7 +131,8 @@ def test_readme_code_blocks_run_in_order_at_a_small_size(tmp_path, monkeypatch):
     ran = run_readme(tmp_path, monkeypatch, slow=False)
     assert any(command.startswith("lazyrich compare") for command in ran)
     for name in ("run.nc", "fig.png", "runs.zarr", "store.png", "compare.png", "lazy.png",
-                 "paper_P450.png", "paper_P550.png", "d.nc", "m.nc", "digits_curves.png", "rank.nc", "rank.png", "out.json"):
+                 "paper_P450.png", "paper_P550.png", "d.nc", "m.nc", "digits_curves.png",
+                 "rank.nc", "rank.png", "out.json"):
         assert (tmp_path / name).exists(), name
 
 
