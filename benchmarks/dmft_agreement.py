@@ -4,14 +4,15 @@ the grokking time and of the train-to-test delay, and both run times
 (`dmft.grokking_agreement.agreement`).
 
     python benchmarks/dmft_agreement.py [--dims 100 200] [--alphas 0.25 0.5 1 2 4]
-        [--eps 0.02 0.05] [--ratios 3 5] [--seeds 8] [--solve n_samples=400 ...]
+        [--eps 0.02 0.05] [--ratios 3 5] [--seeds 8] [--teacher per_seed|mean]
+        [--solve n_samples=400 ...]
 """
 
 from __future__ import annotations
 
 import argparse
 
-from dmft.grokking_agreement import agreement, format_rows
+from dmft.grokking_agreement import TEACHERS, agreement, format_rows
 
 
 def main() -> None:
@@ -21,6 +22,8 @@ def main() -> None:
     parser.add_argument("--eps", type=float, nargs="+", default=[0.02, 0.05])
     parser.add_argument("--ratios", type=float, nargs="+", default=[3.0, 5.0])
     parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--teacher", choices=TEACHERS, default="per_seed",
+                        help="DMFT at each seed's teacher scale (default) or at their mean")
     parser.add_argument("--solve", nargs="*", default=[],
                         help="solve settings as name=value (e.g. n_samples=400)")
     args = parser.parse_args()
@@ -32,7 +35,8 @@ def main() -> None:
     for dim in args.dims:
         for eps in args.eps:
             for ratio in args.ratios:
-                rows = agreement(dim, args.alphas, eps, ratio, args.seeds, **settings)
+                rows = agreement(dim, args.alphas, eps, ratio, args.seeds, args.teacher,
+                                 **settings)
                 print(format_rows(dim, eps, ratio, rows), flush=True)
 
 

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from dmft import grokking
-from dmft.grokking_timing import delay, grokking_time
+from dmft.grokking_timing import delay, grokking_time, half_drop_time
 
 
 def teacher_scales(seeds, D: int, P: int) -> list[float]:
@@ -35,22 +35,31 @@ def relative_error(estimate: float, reference: float) -> float:
     return float((estimate - reference) / reference)
 
 
+TEACHERS = ("per_seed", "mean")
+
+
 def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
-              **settings) -> list[dict]:
+              teacher: str = "per_seed", **settings) -> list[dict]:
     """One row per alpha: errors of the DMFT against the seed-mean simulation.
 
     Args:
         D: input dimension (P = round(P_over_D D) training points).
         alphas: output scales; eps: quadratic coefficient; seeds: simulations per alpha.
-        settings: keyword arguments of `dmft.grokking.solve` (n_samples, n_response, ...).
+        teacher: "per_seed" solves the DMFT at each seed's teacher scale b = |beta|^2 / D and
+            averages the curves (the issue's protocol; costs `seeds` times more), "mean" solves
+            it once at the seeds' mean b.
+        settings: keyword arguments of `dmft.grokking.solve` (n_samples, n_response, seed, ...).
 
     Returns:
-        [{"alpha", "test_l2", "grok", "delay", "grok_sim", "delay_sim", "sim_seconds",
-          "theory_seconds", "iterations", "converged"}] with grok, delay relative errors (nan
+        [{"alpha", "test_l2", "grok", "delay", "train_half", "test_half", "grok_sim",
+          "delay_sim", "sim_seconds", "theory_seconds", "iterations", "converged"}] with grok,
+        delay and the half-drop times of the train and test losses as relative errors (nan
         where the simulation's curve never makes the drop).
     """
     import lazyrich
 
+    if teacher not in TEACHERS:
+        raise ValueError(f"teacher must be one of {TEACHERS}; got {teacher!r}")
     P, lr_scale = int(round(P_over_D * D)), D / 20
     seed_list = list(range(seeds))
     start = time.perf_counter()
@@ -58,9 +67,11 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
                          n_test=10, lr_scale=lr_scale, steps=1600, log_every=10,
                          dynamics="infinite", seed=seed_list, progress=False)
     sim_seconds = time.perf_counter() - start
+    scales = teacher_scales(seed_list, D, P)
     start = time.perf_counter()
     theory = grokking.solve(list(alphas), eps, P / D, lr_scale, t_max=80.0 * D, D=D,
-                            target_scale=teacher_scales(seed_list, D, P), progress=False,
+                            target_scale=(scales if teacher == "per_seed"
+                                          else float(np.mean(scales))), progress=False,
                             **settings)
     theory_seconds = time.perf_counter() - start
     t = sim.time.values
@@ -76,6 +87,10 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
                      "test_l2": float(np.linalg.norm(test - sim_test) / np.linalg.norm(sim_test)),
                      "grok": relative_error(grokking_time(t, test), grok_sim),
                      "delay": relative_error(delay(t, train, test), delay_sim),
+                     "train_half": relative_error(half_drop_time(t, train),
+                                                  half_drop_time(t, sim_train)),
+                     "test_half": relative_error(half_drop_time(t, test),
+                                                 half_drop_time(t, sim_test)),
                      "grok_sim": grok_sim, "delay_sim": delay_sim, "sim_seconds": sim_seconds,
                      "theory_seconds": theory_seconds,
                      "iterations": int(theory.attrs["iterations"]),
@@ -90,6 +105,7 @@ def format_rows(D: int, eps: float, P_over_D: float, rows: list[dict]) -> str:
         lines.append(f"D={D:>4} eps={eps:<5g} P/D={P_over_D:<4g} alpha={r['alpha']:<5g} "
                      f"test L2 {r['test_l2']:6.1%}  grok {r['grok']:+7.1%} (sim "
                      f"{r['grok_sim']:8.0f})  delay {r['delay']:+7.1%} (sim "
-                     f"{r['delay_sim']:8.0f})  [{r['iterations']} it, theory "
+                     f"{r['delay_sim']:8.0f})  train half {r['train_half']:+7.1%}  test half "
+                     f"{r['test_half']:+7.1%}  [{r['iterations']} it, theory "
                      f"{r['theory_seconds']:.0f} s, sim {r['sim_seconds']:.0f} s]")
     return "\n".join(lines)

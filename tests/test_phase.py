@@ -41,6 +41,8 @@ def test_phase_end_to_end(tmp_path, method, capsys):
     (["--alpha", "1", "2", "--P_over_D", "0.5", "8"], "--P_over_D must be > 1"),
     (["--alpha", "1", "2", "--eps", "0.1", "0.2", "--steps", "15"], "multiple of --log_every"),
     (["--alpha", "1", "2", "--eps", "0.1", "0.2", "--bogus", "3"], "bogus"),
+    (["--alpha", "1", "2", "--eps", "0.1", "0.2", "--dmft", "--theory-points", "9"],
+     "--theory-points must be at least"),
 ])
 def test_bad_input_is_refused_before_any_work(tmp_path, capsys, argv, message):
     out = tmp_path / "phase.nc"
@@ -79,3 +81,43 @@ def test_phase_beyond_the_toy_refuses_bad_axes(tmp_path, capsys, argv, message):
     assert main(["phase", *argv, "--out", str(out)]) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_dmft_half_times_follow_each_alphas_grid():
+    """The DMFT column's half times are the phase metric on the DMFT's own curves: a rich
+    alpha (its own, finer grid) and a lazier one, against `dmft.grokking.solve` called directly
+    on the grid `dmft_grid(alpha=)` chooses. ~15 s on 2 cores (two small solves)."""
+    from dmft.grokking import solve
+    from lazyrich.measures.grokking_times import grokking_times
+    from lazyrich.views.theory import dmft_grid, dmft_half_times
+
+    scalars = {"steps": 400, "lr_scale": 1.0, "D": 10, "P": 50, "eps": 0.1}
+    times = dmft_half_times(scalars, [0.05, 1.0], 1.0, max_points=61, n_samples=64,
+                            progress=False)
+    assert list(times.alpha.values) == [0.05, 1.0]
+    t_end, dt, _ = dmft_grid(scalars, 61, alpha=0.05)
+    assert dt < dmft_grid(scalars, 61, alpha=1.0)[1]
+    direct = solve(0.05, 0.1, 5.0, 1.0, t_end, dt, D=10, target_scale=1.0, tol=1e-5,
+                   progress=False, n_samples=64, n_response=32).isel(eps=0, target_scale=0)
+    expected = grokking_times(direct.isel(alpha=0), floor=0.0)
+    assert np.isfinite(times.t_half_test.sel(alpha=0.05))
+    np.testing.assert_allclose(times.t_half_test.sel(alpha=0.05), expected.t_half_test)
+    np.testing.assert_allclose(times.delay.sel(alpha=0.05), expected.delay)
+
+
+@pytest.mark.slow
+def test_phase_with_the_dmft_column(tmp_path):
+    """`--dmft` adds the DMFT's half times and the simulation / DMFT ratio, drawn in the figure
+    (~80 s on 2 cores)."""
+    out, figure = tmp_path / "phase.nc", tmp_path / "phase.png"
+    assert main(["phase", "grokking", "--alpha", "0.5", "2", "--P_over_D", "5", "8", "--seed",
+                 "0", "1", "--D", "12", "--steps", "400", "--log_every", "10", "--dmft",
+                 "--theory-points", "80", "--no-progress", "--out", str(out),
+                 "--figure", str(figure)]) == 0
+    ds = lazyrich.load(str(out))
+    assert {"dmft_t_half_test", "dmft_delay", "dmft_ratio"} <= set(ds.data_vars)
+    ratio = ds.t_half_test.mean("seed") / ds.dmft_t_half_test
+    np.testing.assert_allclose(ds.dmft_ratio.values, ratio.transpose(*ds.dmft_ratio.dims).values)
+    assert np.all(np.isfinite(ds.dmft_t_half_test.sel(alpha=0.5)))
+    assert 0.7 < float(ds.dmft_ratio.sel(alpha=0.5).mean()) < 1.5
+    assert figure.stat().st_size > 10_000

@@ -34,6 +34,7 @@ from lazyrich.views.cli_args import (
     check_output_file,
     image_suffixes,
 )
+from lazyrich.views.theory import MAX_DMFT_POINTS, MIN_DMFT_POINTS
 
 METHODS = ("mean_field", "infinite", "network")
 # The README / gallery phase diagram (`lazyrich gallery --only phase`, the README's command)
@@ -66,6 +67,12 @@ def _parser() -> OneLineParser:
     parser.add_argument("--log_every", type=int, default=10)
     parser.add_argument("--horizon", type=float, default=3.0,
                         help="run length as a multiple of the largest closed-form grokking time")
+    parser.add_argument("--dmft", action="store_true",
+                        help="also solve the DMFT (dmft.grokking) at every point, at the seeds' "
+                             "mean teacher scale: minutes per point on a CPU")
+    parser.add_argument("--theory-points", type=int, default=MAX_DMFT_POINTS, metavar="N",
+                        help=f"most time points of each DMFT grid (default {MAX_DMFT_POINTS}; "
+                             f"a grid that ends before a curve's half drop gives NaN)")
     parser.add_argument("--out", required=True, help="netCDF file to write (.nc)")
     parser.add_argument("--figure", default=None, help="image of the phase diagram (optional)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -93,6 +100,9 @@ def _check(args, outputs: bool = True) -> str:
                          f"({args.log_every})")
     if args.horizon <= 0:
         raise UsageError(f"--horizon must be > 0, got {args.horizon}")
+    if args.theory_points < MIN_DMFT_POINTS:
+        raise UsageError(f"--theory-points must be at least {MIN_DMFT_POINTS} (got "
+                         f"{args.theory_points})")
     if args.method not in METHODS:
         raise UsageError(f"--method {args.method!r} is not one of {METHODS}")
     if outputs:
@@ -115,22 +125,42 @@ def _simulate(args, P_over_D: float, lr_scale: float) -> xr.Dataset:
     return sweep("grokking", **params)
 
 
+def _dmft_times(args, P_over_D: float, lr_scale: float) -> xr.Dataset:
+    """dmft_t_half_train / _test / dmft_delay over (alpha[, eps]) at one P/D."""
+    from dmft.grokking_agreement import teacher_scales
+    from lazyrich.views.theory import dmft_half_times
+
+    P = int(round(P_over_D * args.D))
+    scale = float(np.mean(teacher_scales(args.seed, args.D, P)))
+    parts = []
+    for eps in args.eps:
+        scalars = {"steps": args.steps, "lr_scale": lr_scale, "D": args.D, "P": P, "eps": eps}
+        times = dmft_half_times(scalars, args.alpha, scale, max_points=args.theory_points,
+                                progress=not args.no_progress)
+        parts.append(times.expand_dims(eps=[eps]) if len(args.eps) > 1 else times)
+    times = xr.concat(parts, "eps") if len(parts) > 1 else parts[0]
+    return times.rename({name: f"dmft_{name}" for name in times.data_vars})
+
+
 def grokking_phase(alpha: Sequence[float], *, P_over_D: Sequence[float] = (5.0,),
                    eps: Sequence[float] = (0.02,), seed: Sequence[int] = (0,), D: int = 40,
                    N: int = 500, method: str | None = None, steps: int = 2000,
-                   log_every: int = 10, horizon: float = 3.0,
-                   progress: bool = True) -> xr.Dataset:
+                   log_every: int = 10, horizon: float = 3.0, dmft: bool = False,
+                   theory_points: int = MAX_DMFT_POINTS, progress: bool = True) -> xr.Dataset:
     """The phase-diagram Dataset of `lazyrich phase grokking` (same options as its flags).
 
     alpha needs >= 2 values and exactly one of P_over_D, eps several. Returns t_half_train,
     t_half_test, delay and plateau_test_loss on (alpha, P_over_D or eps, seed), the closed form
     theory_t_half_test / theory_plateau_test_loss, and `ratio` = seed-mean t_half_test over
-    the closed form; attrs: method, D, axis, lr_scale, horizon, steps, wall_seconds.
+    the closed form; with `dmft`, also dmft_t_half_train, dmft_t_half_test, dmft_delay (the
+    DMFT at the seeds' mean teacher scale, `lazyrich.views.theory.dmft_half_times`) and
+    dmft_ratio = seed-mean simulated t_half_test over the DMFT's; attrs: method, D, axis,
+    lr_scale, horizon, steps, wall_seconds.
     """
     args = argparse.Namespace(
         alpha=list(alpha), P_over_D=list(P_over_D), eps=list(eps), seed=list(seed), D=D, N=N,
         method=method or default_method(), steps=steps, log_every=log_every, horizon=horizon,
-        no_progress=not progress)
+        dmft=dmft, theory_points=theory_points, no_progress=not progress)
     return _phase_dataset(args, _check(args, outputs=False))
 
 
@@ -147,10 +177,15 @@ def _phase_dataset(args, axis: str) -> xr.Dataset:
         ds = _simulate(args, P_over_D, lr_scale)
         times = grokking_times(ds, train="train_loss", test="test_loss_population", floor=0.0)
         times["plateau_test_loss"] = ds.test_loss_population.max("step")
+        if args.dmft:
+            times = times.merge(_dmft_times(args, P_over_D, lr_scale))
         parts.append(times.expand_dims(P_over_D=[P_over_D]))
     out = xr.concat(parts, "P_over_D")
     if "eps" not in out.dims:
         out = out.expand_dims(eps=args.eps)
+    if args.dmft:
+        out["dmft_ratio"] = out.t_half_test.mean("seed") / out.dmft_t_half_test
+        out["dmft_ratio"].attrs["long_name"] = "simulated (seed mean) / DMFT grokking time"
     out["theory_t_half_test"] = (("alpha", "eps", "P_over_D"), theory)
     out["theory_plateau_test_loss"] = (("P_over_D",), plateau_test_loss(args.P_over_D))
     out["ratio"] = out.t_half_test.mean("seed") / out.theory_t_half_test

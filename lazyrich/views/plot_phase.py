@@ -17,8 +17,9 @@ from lazyrich.core.io import load  # noqa: E402
 def phase_diagram(source, out: str | None = None):
     """Draw a `lazyrich phase` Dataset (or the path of its netCDF file); returns the Figure.
 
-    Panels: t_half_test of the simulation (points, mean +- sd over seeds) and of the closed form
-    (lines) vs alpha (log-log); their ratio; the delay t_half_test - t_half_train.
+    Panels: t_half_test of the simulation (points, mean +- sd over seeds), of the closed form
+    (lines) and, when the file has it (`--dmft`), of the DMFT (crosses, dashed) vs alpha
+    (log-log); simulation over each theory; the delay t_half_test - t_half_train.
     """
     ds = load(source) if isinstance(source, str) else source
     if not isinstance(ds, xr.Dataset) or "t_half_test" not in ds:
@@ -37,19 +38,30 @@ def phase_diagram(source, out: str | None = None):
         axes[0].errorbar(alpha, sim.mean("seed"), yerr=sim.std("seed"), fmt="o", color=colour,
                          label=f"simulation, {label}")
         axes[0].plot(alpha, point.theory_t_half_test, "-", color=colour)
-        axes[1].plot(alpha, point.ratio, "o-", color=colour, label=label)
+        axes[1].plot(alpha, point.ratio, "o-", color=colour, label=f"/ closed form, {label}")
+        if "dmft_t_half_test" in ds:
+            axes[0].plot(alpha, point.dmft_t_half_test, "x--", color=colour, ms=7,
+                         label=f"DMFT, {label}")
+            axes[1].plot(alpha, point.dmft_ratio, "x--", color=colour, ms=7,
+                         label=f"/ DMFT, {label}")
         delay = point.delay
         axes[2].errorbar(alpha, delay.mean("seed"), yerr=delay.std("seed"), fmt="o-",
-                         color=colour, label=label)
+                         color=colour, label=f"simulation, {label}")
+        if "dmft_delay" in ds:
+            axes[2].plot(alpha, point.dmft_delay, "x--", color=colour, ms=7,
+                         label=f"DMFT, {label}")
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("output scale alpha")
     axes[0].set_yscale("log")
     axes[0].set_ylabel("grokking time t_half_test (step x lr_scale)")
-    axes[0].set_title(f"points: simulation ({ds.attrs.get('method', '?')}), lines: closed form")
+    dmft = ", x: DMFT" if "dmft_t_half_test" in ds else ""
+    axes[0].set_title(f"points: simulation ({ds.attrs.get('method', '?')}), lines: closed "
+                      f"form{dmft}", fontsize=9)
     axes[0].legend(fontsize=7)
     axes[1].axhline(1.0, color="grey", lw=0.8)
-    axes[1].set_ylabel("simulation / closed form")
+    axes[1].set_ylabel("simulation / theory")
+    axes[1].legend(fontsize=7)
     axes[1].set_title(f"D = {ds.attrs.get('D', '?')}")
     axes[2].set_ylabel("delay t_half_test - t_half_train")
     axes[2].legend(fontsize=7)

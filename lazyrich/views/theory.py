@@ -159,3 +159,36 @@ def dmft_curves(ds, scalars: dict, max_points: int = MAX_DMFT_POINTS,
     merged = merged.sortby("alpha")
     merged.attrs = dict(parts[0].attrs, grids=len(parts))
     return merged.assign_coords(step=("time", time / scalars["lr_scale"]))
+
+
+def dmft_half_times(scalars: dict, alphas, teacher_scale: float,
+                    max_points: int = MAX_DMFT_POINTS, n_samples: int = DMFT_SAMPLES,
+                    progress: bool = True):
+    """The DMFT's half times (`lazyrich.metrics.grokking_times`, floor 0: half the plateau, the
+    phase diagram's definition) for every alpha at one (D, P, eps), each alpha on its own grid
+    (`dmft_grids`).
+
+    Args:
+        scalars: steps, lr_scale, D, P, eps of the runs the theory predicts.
+        alphas: output scales; teacher_scale: b = |beta|^2 / D of the target.
+    Returns:
+        Dataset over alpha with t_half_train, t_half_test, delay (simulation time units; NaN
+        where the theory's grid ends before the curve makes half its drop).
+    """
+    import sys
+
+    import xarray as xr
+
+    from dmft.grokking import solve
+    from lazyrich.measures.grokking_times import grokking_times
+
+    lam = scalars["P"] / scalars["D"]
+    parts = []
+    for group, t_end, dt, note in dmft_grids(scalars, alphas, max_points):
+        print(f"{note}; alpha {', '.join(f'{a:g}' for a in group)}", file=sys.stderr)
+        theory = solve(group, scalars["eps"], lam, scalars["lr_scale"], t_end, dt,
+                       D=scalars["D"], target_scale=float(teacher_scale), tol=1e-5,
+                       progress=progress, n_samples=n_samples, n_response=32)
+        curves = theory.isel(eps=0, target_scale=0)
+        parts.append(grokking_times(curves, train="train_loss", test="test_loss", floor=0.0))
+    return xr.concat(parts, dim="alpha").sortby("alpha")
