@@ -275,18 +275,25 @@ def _frozen_bulk_variance(rate, lam=3.0, ds=0.1, n=24, noise_factor=1.0):
         U = step @ U
     M, c = 3000, 2 * ds / lam
     delta = jnp.broadcast_to(residual(jnp.asarray(rng.normal(size=M)))[:, None], (M, n))
-    p = {"ds": ds, "lam": lam, "eps": rate, "alpha": 1.0}
-    response, noise, eye = jnp.zeros((n, n)), jnp.zeros((n, n)), jnp.eye(n)
-    for _ in range(25):
+    eye = jnp.eye(n)
+
+    @jax.jit
+    def iteration(response, noise, rate, noise_factor):
+        p = {"ds": ds, "lam": lam, "eps": rate, "alpha": 1.0}
         bulk, initial = paths_.bulk_kernel(response, c, lam)
         covariance = jnp.outer(initial, initial) + noise_factor * c**2 * lam * bulk @ noise @ bulk.T
         factor, _ = paths_.low_rank_factor(covariance, n)
         rows = paths_.bulk_rows(factor, bulk, delta, p)
-        propagators = jax.vmap(lambda d, kernel=bulk: jax.scipy.linalg.solve_triangular(
-            eye + c * rate * kernel * d[None, :], eye, lower=True))(delta)
+        propagators = jax.vmap(lambda d: jax.scipy.linalg.solve_triangular(
+            eye + c * rate * bulk * d[None, :], eye, lower=True))(delta)
         response = rate * jnp.mean(delta[:, :, None] * propagators, axis=0)
         weighted = delta[:, :, None] * rows
         noise = rate**2 * jnp.einsum("mkr,mjr->kj", weighted, weighted) / M
+        return response, noise, covariance
+
+    response, noise = jnp.zeros((n, n)), jnp.zeros((n, n))
+    for _ in range(25):
+        response, noise, covariance = iteration(response, noise, rate, noise_factor)
     return np.asarray(exact), np.diag(np.asarray(covariance))
 
 
