@@ -6,11 +6,15 @@ Sections (each prints its own table; `--only` picks some):
   t <= 50 D) as dt halves and as M_R grows (32, 128, 512), with rank 48 and tol 1e-7;
 - `flow`: the simulation is gradient flow: half times of `lazyrich.sweep(dynamics="infinite")`
   at lr_scale D / 20 and D / 80 and of `dmft.mean_field` (D = 200, 2 seeds);
-- `statistics`: the seed-mean sufficient statistics of 8 N -> infinity simulations against the
-  DMFT at their mean teacher scale (D = 200, alpha = 1, t <= 60 D) at t = 1000 .. 12000, and the
-  per-seed half times against the DMFT's at the mean and at each seed's teacher scale.
+- `statistics`: the seed-mean sufficient statistics of N -> infinity simulations (seeds
+  `--seeds FIRST STOP`, default 0..31) against the DMFT at their mean teacher scale (D = 200,
+  alpha = 1, t <= 60 D) at t = 1000 .. 12000, and the half times (`--per-seed`: also the DMFT
+  at each seed's teacher scale);
+- `drops`: the default-suite agreement check with one term of the closure removed at a time;
+- `plateau`: each seed's least-squares plateau (train loss, |v|^2 / D, per b^2) against the
+  P -> infinity values the DMFT starts from.
 
-    python benchmarks/dmft_diagnosis.py [--only knobs flow statistics]
+    python benchmarks/dmft_diagnosis.py [--only drops knobs flow statistics plateau]
 
 About 15 minutes on 2 CPU cores (most of it M_R = 512 and the per-seed solve).
 """
@@ -79,14 +83,14 @@ def flow() -> None:
                   f"{_halves_of(ds.sel(seed=seed), test='test_loss_population')}")
 
 
-def statistics() -> None:
+def statistics(seeds=range(32), per_seed: bool = False) -> None:
     import lazyrich
     from dmft import grokking
     from dmft.grokking_agreement import teacher_scales
 
-    seeds, P = list(range(8)), int(P_OVER_D * D)
-    print(f"== statistics: 8 simulations against the DMFT, D={D}, alpha={ALPHA}, t <= 60 D",
-          flush=True)
+    seeds, P = list(seeds), int(P_OVER_D * D)
+    print(f"== statistics: {len(seeds)} simulations (seeds {seeds[0]}..{seeds[-1]}) against the "
+          f"DMFT, D={D}, alpha={ALPHA}, t <= 60 D", flush=True)
     sim = lazyrich.sweep("grokking", alpha=ALPHA, eps=EPS, D=D, P=P, N=1, n_test=10,
                          lr_scale=D / 20, steps=1200, log_every=20, dynamics="infinite",
                          seed=seeds, progress=False)
@@ -105,27 +109,125 @@ def statistics() -> None:
                  for k, s in names.items()]
         print(f"{t[i]:7.0f} " + "".join(f"{c:>20}" for c in cells))
     print(f"teacher scales b: {np.round(scales, 3)} (mean {np.mean(scales):.3f})")
-    for seed, b in zip(seeds, scales, strict=True):
+    for seed, b in list(zip(seeds, scales, strict=True))[:8]:
         print(f"simulation seed {seed} (b={b:.3f}): "
               f"{_halves_of(sim.sel(seed=seed), test='test_loss_population')}")
     print(f"simulation, seed-mean curves: "
           f"{_halves_of(sim.mean('seed'), test='test_loss_population')}")
     print(f"DMFT at the mean b: {_halves_of(theory)}")
+    if not per_seed:
+        return
     per_seed = grokking.solve(ALPHA, EPS, P_OVER_D, D / 20, t_max=60.0 * D, D=D,
                               target_scale=scales, n_samples=2000, n_response=32, tol=1e-5,
                               progress=False).isel(alpha=0, eps=0).mean("target_scale")
     print(f"DMFT, mean of the per-seed curves: {_halves_of(per_seed)}")
 
 
-SECTIONS = {"knobs": knobs, "flow": flow, "statistics": statistics}
+def plateau(seeds=range(32)) -> None:
+    """The least-squares (lazy-fit) plateau of each seed's own training set, per b^2, against
+    the P -> infinity values 3 (1 - 1 / lam) (train loss) and 3 / (lam - 1) (|v|^2 / D)."""
+    import jax
+
+    import lazyrich
+    from lazyrich.experiments import grokking as experiment
+
+    P = int(P_OVER_D * D)
+    print(f"== plateau: least squares on each seed's training set, D={D}, P={P}; P -> infinity: "
+          f"train {3 * (1 - 1 / P_OVER_D):.3f} b^2, |v|^2/D {3 / (P_OVER_D - 1):.3f} b^2")
+    params = lazyrich.get_experiment("grokking").defaults(D=D, P=P, N=1, n_test=10,
+                                                          dynamics="infinite")
+    rows = []
+    for seed in seeds:
+        data = experiment.init(jax.random.key(seed), params)["data"]
+        x = np.asarray(data["x_train"], np.float64) / np.sqrt(D)
+        y, beta = np.asarray(data["y_train"], np.float64), np.asarray(data["beta"], np.float64)
+        b = beta @ beta / D
+        u = np.linalg.lstsq(x, y, rcond=None)[0]
+        rows.append((np.mean((y - x @ u) ** 2) / b**2, u @ u / D / b**2, np.mean(y**2) / b**2))
+        if len(rows) <= 8:
+            print(f"seed {seed} (b={b:.3f}): train {rows[-1][0]:.3f} b^2, |v|^2/D "
+                  f"{rows[-1][1]:.3f} b^2, mean z^4 {rows[-1][2]:.3f}")
+    mean = np.mean(rows, axis=0)
+    print(f"mean over seeds {seeds[0]}..{seeds[-1]}: train {mean[0]:.3f} b^2, |v|^2/D "
+          f"{mean[1]:.3f} b^2, mean z^4 {mean[2]:.3f}")
+
+
+def drops() -> None:
+    """The default-suite agreement check (tests/test_dmft_agreement.py) with one term of the
+    closure removed at a time (monkeypatched, as a scratch copy would): the test must fail for
+    each term it claims to guard."""
+    import jax.numpy as jnp
+
+    import lazyrich
+    from dmft import grokking
+    from dmft import grokking_paths as paths_
+    from dmft.grokking_agreement import teacher_scales
+
+    seeds, dim, P = list(range(8)), 40, 120
+    print("== drops: test-loss rel. L2 error at D=40, P/D=3, eps=0.1, alpha=1, t <= 600 "
+          "(the test's bound: 7.5%)", flush=True)
+    sim = lazyrich.sweep("grokking", alpha=1.0, eps=0.1, D=dim, P=P, N=1, n_test=10,
+                         lr_scale=1.0, steps=600, log_every=10, dynamics="infinite",
+                         seed=seeds, progress=False)
+    t, simulated = sim.time.values, sim.test_loss_population.mean("seed").values
+    scale = float(np.mean(teacher_scales(seeds, dim, P)))
+    original = {name: getattr(paths_, name)
+                for name in ("forces", "bulk_term", "spike_seed_variance")}
+
+    def forces(a, z, nu, m, p, h_squared=True, h_factor=True):
+        alpha, eps = p["alpha"], p["eps"]
+        h, omega = a[..., 0], a[..., 1]
+        g = nu * z + omega
+        f = (h + h_squared * eps / (2 * alpha) * h**2
+             + alpha * eps / 2 * (g**2 - z**2 / p["dim"]) + m)
+        delta = f - p["scale"] * z**2
+        phi_u = delta * (1 + h_factor * eps / alpha * h)
+        return delta, g, jnp.stack([phi_u, eps / alpha * delta * g], axis=-1)
+
+    variants = {
+        "full closure": {},
+        "A2 zeroed (G7b)": {"spike_seed_variance":
+                            lambda *a: 0 * original["spike_seed_variance"](*a)},
+        "bulk term of f zeroed (G4)": {"bulk_term": lambda q, z, a2, p: 0 * q},
+        "(1 + eps h / alpha) of Phi_u dropped (G5)": {
+            "forces": lambda *a: forces(*a, h_factor=False)},
+        "(eps / 2 alpha) h^2 of f dropped (G3)": {
+            "forces": lambda *a: forces(*a, h_squared=False)},
+    }
+    try:
+        for name, patch in variants.items():
+            for key, value in {**original, **patch}.items():
+                setattr(paths_, key, value)
+            theory = grokking.solve(1.0, 0.1, 3.0, 1.0, t_max=600.0, D=dim, target_scale=scale,
+                                    n_samples=200, n_response=8, tol=1e-5, progress=False)
+            predicted = theory.test_loss.isel(alpha=0, eps=0, target_scale=0).interp(time=t)
+            error = np.linalg.norm(predicted.values - simulated) / np.linalg.norm(simulated)
+            print(f"{name:>44}: {error:.3f}", flush=True)
+    finally:
+        for key, value in original.items():
+            setattr(paths_, key, value)
+
+
+SECTIONS = {"drops": drops, "knobs": knobs, "flow": flow, "statistics": statistics,
+            "plateau": plateau}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="+", choices=list(SECTIONS), default=list(SECTIONS))
+    parser.add_argument("--seeds", type=int, nargs=2, default=[0, 32], metavar=("FIRST", "STOP"),
+                        help="simulation seeds range(FIRST, STOP) of `statistics` and `plateau`")
+    parser.add_argument("--per-seed", action="store_true",
+                        help="statistics: also solve the DMFT at every seed's teacher scale")
     args = parser.parse_args()
+    seeds = range(*args.seeds)
     for name in args.only:
-        SECTIONS[name]()
+        if name == "statistics":
+            statistics(seeds, args.per_seed)
+        elif name == "plateau":
+            plateau(seeds)
+        else:
+            SECTIONS[name]()
 
 
 if __name__ == "__main__":

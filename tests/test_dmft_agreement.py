@@ -74,8 +74,9 @@ def test_the_dmft_follows_the_simulation_at_a_small_size():
     P/D = 3, eps = 0.1, alpha = 1, t <= 600 (the test loss rises to its hump and falls as the
     features grow), 8 N -> infinity simulations against one DMFT solve at their mean teacher
     scale, M = 200, M_R = 8 (~15 s on 2 cores). Measured: 6.4% relative L2 error of the test
-    loss. The same solve with a term dropped in a scratch copy (monkeypatched): the bulk columns'
-    beta_hat components A2 zeroed (G7b) 12.4%, the bulk's share of f (G4) 1781%, the factor
+    loss. The same solve with a term dropped (`python benchmarks/dmft_diagnosis.py --only
+    drops`, monkeypatched as a scratch copy would be): the bulk columns'
+    beta_hat components A2 zeroed (G7b) 12.4%, the bulk's share of f (G4) 8085%, the factor
     (1 + eps h / alpha) of the linear force (G5) 8.4%; dropping the (eps / 2 alpha) h^2 term of
     f (6.6%) is below this test's resolution."""
     import lazyrich

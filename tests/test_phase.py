@@ -108,7 +108,7 @@ def test_dmft_half_times_follow_each_alphas_grid():
 @pytest.mark.slow
 def test_phase_with_the_dmft_column(tmp_path):
     """`--dmft` adds the DMFT's half times and the simulation / DMFT ratio, drawn in the figure
-    (~80 s on 2 cores)."""
+    (25 s on 2 quiet cores)."""
     out, figure = tmp_path / "phase.nc", tmp_path / "phase.png"
     assert main(["phase", "grokking", "--alpha", "0.5", "2", "--P_over_D", "5", "8", "--seed",
                  "0", "1", "--D", "12", "--steps", "400", "--log_every", "10", "--dmft",
