@@ -3,7 +3,8 @@
 Sections (each prints its own table; `--only` picks some):
 
 - `knobs`: half times of one DMFT solve (D = 200, alpha = 1, eps = 0.02, P/D = 5, b = 1.03,
-  t <= 50 D) as dt halves and as M_R grows (32, 128, 512), with rank 48 and tol 1e-7;
+  t <= 50 D) as dt halves and as M_R grows (32, 128, 512), with rank 48 and tol 1e-7, and with
+  the stratified choice of response paths at M_R = 16 .. 512;
 - `flow`: the simulation is gradient flow: half times of `lazyrich.sweep(dynamics="infinite")`
   at lr_scale D / 20 and D / 80 and of `dmft.mean_field` (D = 200, 2 seeds);
 - `statistics`: the seed-mean sufficient statistics of N -> infinity simulations (seeds
@@ -51,13 +52,16 @@ def knobs() -> None:
     cases = [("default", {}), ("dt / 2", {"dt": default / 2}), ("M_R=128", {"n_response": 128}),
              ("M_R=512", {"n_response": 512}), ("rank 48", {"bulk_rank": 48}),
              ("tol 1e-7", {"tol": 1e-7, "max_iter": 80})]
+    cases += [(f"M_R={count}, stratified", {"n_response": count,
+                                            "response_sampling": "stratified"})
+              for count in (16, 32, 64, 128, 512)]
     for name, change in cases:
         start = time.perf_counter()
         settings = {**base, **change}
         out = grokking.solve(ALPHA, EPS, P_OVER_D, D / 20, t_max=50.0 * D, D=D, progress=False,
                              **settings).isel(alpha=0, eps=0, target_scale=0)
         seconds = time.perf_counter() - start
-        print(f"{name:>9}: {_halves_of(out)}  [{out.attrs['iterations']} it, {seconds:.0f} s]",
+        print(f"{name:>22}: {_halves_of(out)}  [{out.attrs['iterations']} it, {seconds:.0f} s]",
               flush=True)
 
 

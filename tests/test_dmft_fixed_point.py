@@ -95,3 +95,27 @@ def test_tolerance_and_bulk_rank_converge(damped):
         assert _max_change(ranked, damped, var) < 1e-6
     with pytest.warns(ConvergenceWarning):
         grokking.solve(1.0, 0.1, 3.0, tol=0.0, max_iter=3, **_SMALL)
+
+
+def test_stratified_response_paths_estimate_the_same_average():
+    """`response_paths`: the stratified choice takes the largest |z| exactly and one path per
+    |z| stratum of the rest, weights summing to 1; with M_R = M both choices are the exact
+    average and give the same solution (1e-10)."""
+    import numpy as np
+
+    from dmft import grokking
+
+    z = np.random.default_rng(0).normal(size=40)
+    index, weight = grokking.response_paths(z, 8, "stratified")
+    assert np.isclose(weight.sum(), 1.0) and len(set(index.tolist())) == 8
+    assert set(index[:2].tolist()) == set(np.argsort(-np.abs(z))[:2].tolist())
+    assert np.all(weight[:2] == 1 / 40) and np.all(weight[2:] > 1 / 40)
+    first, equal = grokking.response_paths(z, 8, "first")
+    assert first.tolist() == list(range(8)) and np.allclose(equal, 1 / 8)
+    common = {"t_max": 200.0, "D": 10, "n_samples": 16, "n_response": 16, "tol": 1e-8,
+              "max_iter": 40, "progress": False}
+    a = grokking.solve(1.0, 0.1, 4.0, 1.0, response_sampling="first", **common)
+    b = grokking.solve(1.0, 0.1, 4.0, 1.0, response_sampling="stratified", **common)
+    np.testing.assert_allclose(a.test_loss.values, b.test_loss.values, rtol=1e-10)
+    with pytest.raises(ValueError, match="response_sampling must be one of"):
+        grokking.solve(1.0, 0.1, 4.0, 1.0, response_sampling="random", **common)
