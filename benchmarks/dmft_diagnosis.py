@@ -224,6 +224,8 @@ def main() -> None:
     parser.add_argument("--per-seed", action="store_true",
                         help="statistics: also solve the DMFT at every seed's teacher scale")
     args = parser.parse_args()
+    if not 0 <= args.seeds[0] < args.seeds[1]:
+        parser.error(f"--seeds FIRST STOP needs 0 <= FIRST < STOP; got {args.seeds}")
     seeds = range(*args.seeds)
     for name in args.only:
         if name == "statistics":
