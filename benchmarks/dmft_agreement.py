@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from dmft.grokking_agreement import TEACHERS, agreement, format_rows
+from dmft.grokking_agreement import TEACHERS, agreement, format_rows, parse_solve_settings
 
 
 def main() -> None:
@@ -27,10 +27,7 @@ def main() -> None:
     parser.add_argument("--solve", nargs="*", default=[],
                         help="solve settings as name=value (e.g. n_samples=400)")
     args = parser.parse_args()
-    settings = {}
-    for item in args.solve:
-        name, value = item.split("=")
-        settings[name] = float(value) if "." in value or "e" in value else int(value)
+    settings = parse_solve_settings(args.solve)
     print(f"solve settings: {settings or 'defaults'}", flush=True)
     for dim in args.dims:
         for eps in args.eps:

@@ -28,6 +28,7 @@ import numpy as np
 
 from dmft import grokking
 from dmft import grokking_paths as paths_
+from dmft.grokking_agreement import parse_solve_settings
 from dmft.grokking_cost import iteration_work
 from dmft.grokking_timing import delay, grokking_time
 
@@ -180,10 +181,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.skip_phases:
         print_phases(args.points, args.samples, args.response, args.rank)
-    settings = {}
-    for item in args.solve:
-        name, value = item.split("=")
-        settings[name] = float(value) if "." in value or "e" in value else int(value)
+    settings = parse_solve_settings(args.solve)
     if args.dims:
         print(f"side by side, solve settings {settings or 'defaults'}; errors against the "
               f"simulation's seed mean (grok, delay: relative)")

@@ -109,3 +109,20 @@ def format_rows(D: int, eps: float, P_over_D: float, rows: list[dict]) -> str:
                      f"{r['test_half']:+7.1%}  [{r['iterations']} it, theory "
                      f"{r['theory_seconds']:.0f} s, sim {r['sim_seconds']:.0f} s]")
     return "\n".join(lines)
+
+
+def parse_solve_settings(items) -> dict:
+    """`name=value` strings (a benchmark's `--solve` flag) as keyword arguments of
+    `dmft.grokking.solve`: integers, then floats, else the string itself."""
+    settings = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--solve takes name=value items (e.g. n_samples=400); got {item!r}")
+        for kind in (int, float, str):
+            try:
+                settings[name] = kind(value)
+                break
+            except ValueError:
+                continue
+    return settings

@@ -111,3 +111,14 @@ def test_dropping_the_spike_seed_moves_the_dmft_off_the_simulation(monkeypatch):
 def test_agreement_refuses_an_unknown_teacher_protocol_before_any_work():
     with pytest.raises(ValueError, match="teacher must be one of"):
         agreement(100, [1.0], 0.02, 5.0, teacher="median")
+
+
+def test_solve_settings_from_the_command_line():
+    from dmft.grokking_agreement import parse_solve_settings
+
+    assert parse_solve_settings(["n_samples=400", "tol=1e-5", "response_sampling=stratified",
+                                 "damping=0.6"]) == {"n_samples": 400, "tol": 1e-5,
+                                                     "response_sampling": "stratified",
+                                                     "damping": 0.6}
+    with pytest.raises(ValueError, match="name=value"):
+        parse_solve_settings(["n_samples"])
