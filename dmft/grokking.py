@@ -137,7 +137,16 @@ def response_paths(z: np.ndarray, n_response: int, sampling: str = "first"):
     (one path from the middle of each stratum, weighted by the stratum's share). Both estimate
     the same average; with M_R = M both are the exact average.
     """
+    if sampling not in RESPONSE_SAMPLING:
+        raise ValueError(f"sampling must be one of {RESPONSE_SAMPLING}; got {sampling!r}")
+    z = np.asarray(z)
+    if z.ndim != 1 or z.size == 0 or not np.all(np.isfinite(z)):
+        raise ValueError(f"z must be a non-empty 1-d array of finite numbers; got shape "
+                         f"{z.shape}")
     count = z.shape[0]
+    check_positive_integer("n_response", n_response)
+    if n_response > count:
+        raise ValueError(f"n_response={n_response} must not exceed the {count} paths")
     if sampling == "first":
         return np.arange(n_response), np.full(n_response, 1.0 / n_response)
     order = np.argsort(np.abs(z), kind="stable")[::-1]                 # largest |z| first

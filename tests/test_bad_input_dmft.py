@@ -28,6 +28,14 @@ def _nan_at(array, index=0):
 
 # (function, base keywords, changed keywords, error type, regex the message must match)
 CASES = {
+    "response_paths bad sampling": (grokking.response_paths, {"z": [0.1, -1.0], "n_response": 1},
+                                    {"sampling": "random"}, ValueError, r"'random'"),
+    "response_paths too many": (grokking.response_paths, {"z": [0.1, -1.0], "n_response": 1},
+                                {"n_response": 3}, ValueError, r"n_response=3"),
+    "response_paths zero": (grokking.response_paths, {"z": [0.1, -1.0], "n_response": 1},
+                            {"n_response": 0}, ValueError, r"n_response"),
+    "response_paths nan z": (grokking.response_paths, {"z": [0.1, -1.0], "n_response": 1},
+                             {"z": [NAN, 1.0]}, ValueError, r"finite"),
     "solve alpha nan": (grokking.solve, SOLVE, {"alpha": NAN}, ValueError, r"alpha=nan"),
     "solve alpha negative": (grokking.solve, SOLVE, {"alpha": -1.0}, ValueError, r"alpha=-1"),
     "solve alpha empty": (grokking.solve, SOLVE, {"alpha": []}, TypeError, r"alpha=\[\]"),
