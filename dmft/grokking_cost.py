@@ -19,9 +19,9 @@ Time per iteration counts the floating-point work of each phase from the shapes
 response solves, ~16 M_R n^3, dominate at n > 200), at the throughput measured on a quiet 2-core
 CPU (`FLOPS_PER_SECOND`: `benchmarks/dmft_cost.py` on 2 pinned cores of an otherwise idle Xeon,
 15.7 counted Gflop in 1.42 s at n = 337, M = 400, M_R = 16, r = 16, 10% of the 106 Gflop/s
-float64 matmul rate measured in the same run). Cores shared with other work run it
-several times slower, so the estimate is a lower bound; the solver's progress bar reports the
-real rate and time left.
+float64 matmul rate measured in the same run). A rough guide in both directions: cores
+shared with other work run it several times slower, a batch of points faster than one point
+(dmft/README.md); the solver's progress bar reports the real rate and time left.
 """
 
 from __future__ import annotations
