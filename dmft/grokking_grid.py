@@ -123,7 +123,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--D", type=int, nargs="+", default=[100, 200])
     parser.add_argument("--P_over_D", type=float, nargs="+", default=list(GRID["P_over_D"]))
-    parser.add_argument("--seeds", type=int, default=4)
+    parser.add_argument("--seeds", type=int, default=4, help="seeds per point")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1 (seeds 0-7 have large "
+                             "fourth moments of z at D = 100-400: dmft/README.md)")
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--log_every", type=int, default=50)
     parser.add_argument("--out", required=True)
@@ -132,7 +135,8 @@ def main() -> None:
     saved = {}
     for D, lam in itertools.product(args.D, args.P_over_D):
         start = time.time()
-        out = simulate_grid(D, lam, range(args.seeds), steps=args.steps,
+        out = simulate_grid(D, lam, range(args.first_seed, args.first_seed + args.seeds),
+                            steps=args.steps,
                             log_every=args.log_every)
         for k, v in out.items():
             saved[f"D{D}_lam{lam:g}_{k}"] = v
