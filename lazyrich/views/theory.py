@@ -117,6 +117,28 @@ def dmft_grids(scalars: dict, alphas, max_points: int = MAX_DMFT_POINTS) -> list
     return [tuple(group) for group in groups.values()]
 
 
+def _solved_per_grid(scalars: dict, alphas, scales, max_points: int, n_samples: int,
+                     progress: bool):
+    """Yield the DMFT curves (alpha, time), averaged over the teacher `scales`, of each group of
+    alphas that share a grid (`dmft_grids`), printing the grid and its cost first (stderr)."""
+    import sys
+
+    from dmft.grokking import estimate_cost, solve
+
+    lam = scalars["P"] / scalars["D"]
+    sizes = {"n_samples": n_samples, "n_response": 32}
+    for group, t_end, dt, note in dmft_grids(scalars, alphas, max_points):
+        cost = estimate_cost(t_end, dt, D=scalars["D"], P_over_D=lam,
+                             batch=len(group) * len(scales), **sizes)
+        # with a progress bar, `solve` prints the same cost line itself
+        print(f"{note}; alpha {', '.join(f'{a:g}' for a in group)} x {len(scales)} teacher "
+              f"scale(s)" + ("" if progress else f": {cost}"), file=sys.stderr)
+        theory = solve(group, scalars["eps"], lam, scalars["lr_scale"], t_end, dt,
+                       D=scalars["D"], target_scale=list(scales), tol=1e-5, progress=progress,
+                       **sizes)
+        yield theory.isel(eps=0).mean("target_scale")
+
+
 def dmft_curves(ds, scalars: dict, max_points: int = MAX_DMFT_POINTS,
                 n_samples: int = DMFT_SAMPLES, progress: bool = True):
     """DMFT curves for every alpha of the sweep (N -> infinity), averaged over the seeds' teacher
@@ -129,28 +151,12 @@ def dmft_curves(ds, scalars: dict, max_points: int = MAX_DMFT_POINTS,
         Dataset over (alpha, time) on the union of the grids; a curve is NaN past its own grid's
         end (a rich run's theory stops once its curves have settled, see `dmft_grid`).
     """
-    import sys
-
     import numpy as np
     import xarray as xr
 
-    from dmft.grokking import estimate_cost, solve
-
     alphas = ds["alpha"].values if "alpha" in ds.dims else [ds.attrs["alpha"]]
-    lam = scalars["P"] / scalars["D"]
-    scales = teacher_scales(ds)
-    sizes = {"n_samples": n_samples, "n_response": 32}
-    parts = []
-    for group, t_end, dt, note in dmft_grids(scalars, alphas, max_points):
-        cost = estimate_cost(t_end, dt, D=scalars["D"], P_over_D=lam,
-                             batch=len(group) * len(scales), **sizes)
-        # with a progress bar, `solve` prints the same cost line itself
-        print(f"{note}; alpha {', '.join(f'{a:g}' for a in group)} x {len(scales)} teacher "
-              f"scale(s)" + ("" if progress else f": {cost}"), file=sys.stderr)
-        theory = solve(group, scalars["eps"], lam, scalars["lr_scale"], t_end, dt,
-                       D=scalars["D"], target_scale=scales, tol=1e-5, progress=progress,
-                       **sizes)
-        parts.append(theory.isel(eps=0).mean("target_scale"))
+    parts = list(_solved_per_grid(scalars, alphas, teacher_scales(ds), max_points, n_samples,
+                                  progress))
     if len(parts) == 1:
         return parts[0]
     time = np.unique(np.concatenate([part.time.values for part in parts]))
@@ -175,20 +181,11 @@ def dmft_half_times(scalars: dict, alphas, teacher_scale: float,
         Dataset over alpha with t_half_train, t_half_test, delay (simulation time units; NaN
         where the theory's grid ends before the curve makes half its drop).
     """
-    import sys
-
     import xarray as xr
 
-    from dmft.grokking import solve
     from lazyrich.measures.grokking_times import grokking_times
 
-    lam = scalars["P"] / scalars["D"]
-    parts = []
-    for group, t_end, dt, note in dmft_grids(scalars, alphas, max_points):
-        print(f"{note}; alpha {', '.join(f'{a:g}' for a in group)}", file=sys.stderr)
-        theory = solve(group, scalars["eps"], lam, scalars["lr_scale"], t_end, dt,
-                       D=scalars["D"], target_scale=float(teacher_scale), tol=1e-5,
-                       progress=progress, n_samples=n_samples, n_response=32)
-        curves = theory.isel(eps=0, target_scale=0)
-        parts.append(grokking_times(curves, train="train_loss", test="test_loss", floor=0.0))
+    parts = [grokking_times(curves, train="train_loss", test="test_loss", floor=0.0)
+             for curves in _solved_per_grid(scalars, alphas, [float(teacher_scale)], max_points,
+                                            n_samples, progress)]
     return xr.concat(parts, dim="alpha").sortby("alpha")
