@@ -60,7 +60,10 @@ def simulate_runs(D: int, P: int, alpha, eps, lr_scale, seed, *, steps: int,
         state = experiment.init(jax.random.key(s), p)
 
         def record(st):
-            values = experiment.metrics(st, p)
+            # the barrier keeps XLA from folding the initial dS = 0 into a constant: jaxlib
+            # 0.10's CPU "ynn" fusion of a dot with a broadcast zero, a multiply and a sum
+            # returns garbage (inf / NaN / 1e37 instead of 0) at D >= 40
+            values = experiment.metrics(jax.lax.optimization_barrier(st), p)
             return {name: values[name] for name in CURVES}
 
         def block(st, _):
