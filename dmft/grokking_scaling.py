@@ -10,7 +10,10 @@ with target y = b z^2 (z = beta_hat . x, b = |beta|^2 / D), P = lam D training p
   with x the outlier of the residual-weighted input covariance (a root of a quadratic), and the
   squared overlap of its eigenvector with beta_hat;
 - grokking_time (S7): first time the population test loss is half its plateau,
-  t = [log(2 D b / (alpha eps overlap)) - log(1 + sqrt 2)] / rate.
+  t = [log(2 D b / (alpha eps overlap)) - log(1 + sqrt 2)] / rate;
+- train_half_time (S12-S13): first time the train loss is half its initial value, from the
+  bulk of the residual-weighted covariance fitting the training points one by one
+  (`dmft.grokking_bulk`, S9-S11), and delay = grokking_time - train_half_time (S14).
 
 Valid in the grokking regime: the spike outgrows the bulk of the residual-weighted covariance
 (P / D large enough: within 10% of the N -> infinity simulation at P / D = 8, eps = 0.02 for
@@ -22,9 +25,12 @@ against each other (numpy arrays).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
+
+from dmft.grokking_bulk import BulkGrowth
 
 # E[z^4] and E[z^6] of a standard normal: the spike's own curvature and its coupling to the bulk
 Z4, Z6 = 3.0, 15.0
@@ -95,3 +101,70 @@ def grokking_time(alpha, eps, P_over_D, D, b=1.0) -> np.ndarray:
                          "2 D b / (alpha eps) >> 1 (got alpha=" + repr(alpha) + ", eps="
                          + repr(eps) + ")")
     return (amplification - HALF_LOSS_OFFSET) / rate
+
+
+def _train_loss(growth: BulkGrowth, s: np.ndarray, amplitude: np.ndarray, D: float,
+                spike_x: float, spike_overlap: float) -> np.ndarray:
+    """S12-S13: train loss (units b^2) at rescaled times s (K,) for amplitudes alpha eps / 2b (K,).
+
+    Each training point's prediction grows as amplitude (h(s, tau) - 1 + (z^2 / D) overlap
+    (e^{s x} - 1)) and stops when it reaches the point's residual (negative residuals are not
+    fitted); the loss is the probability-weighted mean of the squared remaining residuals.
+    """
+    h = growth(s)                                                    # (A, K)
+    spike = growth.z2[:, None] / D * spike_overlap * np.expm1(s * spike_x)[None, :]
+    prediction = amplitude[None, :] * (h - 1.0 + spike)
+    fitted = np.minimum(prediction, np.maximum(growth.tau, 0.0)[:, None])
+    return growth.probability @ (growth.tau[:, None] - fitted) ** 2
+
+
+def train_half_time(alpha, eps, P_over_D, D, b=1.0) -> np.ndarray:
+    """S9-S13: time (step x lr_scale) at which the train loss is half its initial value.
+
+    The residual-weighted covariance is frozen at its value after the linear fit; each
+    training point's quadratic prediction is (alpha eps / 2)(xhat^T e^{s B} xhat - 1) b plus
+    the spike's share, s = 4 eps b t / (alpha D) (`dmft.grokking_bulk` evaluates the bulk part
+    in closed form at P = round(P_over_D D) points), and is capped at the point's residual.
+    t = s* / rate where the train loss at s* is half of E y^2 = 3 b^2.
+    Shapes: alpha, eps, P_over_D, D, b broadcast; the result has their broadcast shape.
+    """
+    alpha, eps = _positive("alpha", alpha), _positive("eps", eps)
+    lam, D, b = _positive("P_over_D", P_over_D, 1.0), _positive("D", D), _positive("b", b)
+    alpha, eps, lam, D, b = np.broadcast_arrays(alpha, eps, lam, D, b)
+    amplitude = (alpha * eps / (2.0 * b)).ravel()
+    s_half = np.empty(amplitude.shape)
+    points = np.rint(lam * D).astype(int).ravel()
+    for lam_value, P in sorted(set(zip(lam.ravel().tolist(), points.tolist(), strict=True))):
+        rows = np.nonzero((lam.ravel() == lam_value) & (points == P))[0]
+        growth = BulkGrowth(lam_value, int(P))
+        x, overlap = spike_outlier(lam_value)
+        initial = float(growth.probability @ growth.z2**2)
+        for D_value in np.unique(D.ravel()[rows]):
+            group = rows[D.ravel()[rows] == D_value]
+            loss = functools.partial(_train_loss, growth, amplitude=amplitude[group],
+                                     D=float(D_value), spike_x=float(x),
+                                     spike_overlap=float(overlap))
+            s_half[group] = _bisect_half(loss, 0.5 * initial, len(group))
+    return (s_half / (4.0 * eps * b / (alpha * D)).ravel()).reshape(alpha.shape)
+
+
+def _bisect_half(loss, level: float, n: int, iterations: int = 50) -> np.ndarray:
+    """Per cell, the s > 0 where the decreasing loss(s) (K,) crosses `level` (bisection)."""
+    low, high = np.zeros(n), np.ones(n)
+    for _ in range(12):
+        above = loss(high) > level
+        if not above.any():
+            break
+        low, high = np.where(above, high, low), np.where(above, 2.0 * high, high)
+    else:
+        raise RuntimeError("the train loss did not halve within s = 4096 e-folds")
+    for _ in range(iterations):
+        middle = 0.5 * (low + high)
+        above = loss(middle) > level
+        low, high = np.where(above, middle, low), np.where(above, high, middle)
+    return high
+
+
+def delay(alpha, eps, P_over_D, D, b=1.0) -> np.ndarray:
+    """S14: train-to-test delay, grokking_time - train_half_time (same units and shapes)."""
+    return grokking_time(alpha, eps, P_over_D, D, b) - train_half_time(alpha, eps, P_over_D, D, b)

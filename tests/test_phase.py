@@ -30,6 +30,10 @@ def test_phase_end_to_end(tmp_path, method, capsys):
     assert ds.attrs["method"] == method
     ratio = ds.t_half_test.mean("seed") / ds.theory_t_half_test
     np.testing.assert_allclose(ds.ratio.values, ratio.transpose(*ds.ratio.dims).values)
+    from dmft.grokking_scaling import train_half_time
+    theory_train = train_half_time(ds.alpha.values[:, None], ds.eps.values[None], 8, 10)
+    np.testing.assert_allclose(ds.theory_t_half_train.transpose("alpha", "eps"), theory_train)
+    np.testing.assert_allclose(ds.theory_delay, ds.theory_t_half_test - ds.theory_t_half_train)
     assert np.all(np.isfinite(ds.t_half_test.sel(alpha=0.5)))
     assert figure.stat().st_size > 10_000
 

@@ -151,7 +151,8 @@ def grokking_phase(alpha: Sequence[float], *, P_over_D: Sequence[float] = (5.0,)
 
     alpha needs >= 2 values and exactly one of P_over_D, eps several. Returns t_half_train,
     t_half_test, delay and plateau_test_loss on (alpha, P_over_D or eps, seed), the closed form
-    theory_t_half_test / theory_plateau_test_loss, and `ratio` = seed-mean t_half_test over
+    theory_t_half_test / theory_t_half_train / theory_delay / theory_plateau_test_loss (S2,
+    S7, S13, S14 of dmft/README.md), and `ratio` = seed-mean t_half_test over
     the closed form; with `dmft`, also dmft_t_half_train, dmft_t_half_test, dmft_delay (the
     DMFT at the seeds' mean teacher scale, `lazyrich.views.theory.dmft_half_times`) and
     dmft_ratio = seed-mean simulated t_half_test over the DMFT's; attrs: method, D, axis,
@@ -165,10 +166,12 @@ def grokking_phase(alpha: Sequence[float], *, P_over_D: Sequence[float] = (5.0,)
 
 
 def _phase_dataset(args, axis: str) -> xr.Dataset:
-    from dmft.grokking_scaling import grokking_time, plateau_test_loss
+    from dmft.grokking_scaling import grokking_time, plateau_test_loss, train_half_time
 
-    theory = grokking_time(np.array(args.alpha)[:, None, None], np.array(args.eps)[None, :, None],
-                           np.array(args.P_over_D)[None, None, :], args.D)
+    grid = (np.array(args.alpha)[:, None, None], np.array(args.eps)[None, :, None],
+            np.array(args.P_over_D)[None, None, :], args.D)
+    theory = grokking_time(*grid)
+    theory_train = train_half_time(*grid)
     horizon = args.horizon * float(np.max(theory))
     lr_scale = min(horizon / args.steps, args.D / 10)
     start = time.time()
@@ -187,6 +190,8 @@ def _phase_dataset(args, axis: str) -> xr.Dataset:
         out["dmft_ratio"] = out.t_half_test.mean("seed") / out.dmft_t_half_test
         out["dmft_ratio"].attrs["long_name"] = "simulated (seed mean) / DMFT grokking time"
     out["theory_t_half_test"] = (("alpha", "eps", "P_over_D"), theory)
+    out["theory_t_half_train"] = (("alpha", "eps", "P_over_D"), theory_train)
+    out["theory_delay"] = (("alpha", "eps", "P_over_D"), theory - theory_train)
     out["theory_plateau_test_loss"] = (("P_over_D",), plateau_test_loss(args.P_over_D))
     out["ratio"] = out.t_half_test.mean("seed") / out.theory_t_half_test
     out["ratio"].attrs["long_name"] = "simulated (seed mean) / closed-form grokking time"

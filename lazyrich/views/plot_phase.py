@@ -19,7 +19,8 @@ def phase_diagram(source, out: str | None = None):
 
     Panels: t_half_test of the simulation (points, mean +- sd over seeds), of the closed form
     (lines) and, when the file has it (`--dmft`), of the DMFT (crosses, dashed) vs alpha
-    (log-log); simulation over each theory; the delay t_half_test - t_half_train.
+    (log-log); simulation over each theory; the delay t_half_test - t_half_train (closed
+    form S14 as lines where the file has theory_delay).
     """
     ds = load(source) if isinstance(source, str) else source
     if not isinstance(ds, xr.Dataset) or "t_half_test" not in ds:
@@ -47,6 +48,8 @@ def phase_diagram(source, out: str | None = None):
         delay = point.delay
         axes[2].errorbar(alpha, delay.mean("seed"), yerr=delay.std("seed"), fmt="o-",
                          color=colour, label=f"simulation, {label}")
+        if "theory_delay" in ds:
+            axes[2].plot(alpha, point.theory_delay, "-", color=colour)
         if "dmft_delay" in ds:
             axes[2].plot(alpha, point.dmft_delay, "x--", color=colour, ms=7,
                          label=f"DMFT, {label}")
@@ -64,6 +67,7 @@ def phase_diagram(source, out: str | None = None):
     axes[1].legend(fontsize=7)
     axes[1].set_title(f"D = {ds.attrs.get('D', '?')}")
     axes[2].set_ylabel("delay t_half_test - t_half_train")
+    axes[2].set_title("points: simulation, lines: closed form (S14)", fontsize=9)
     axes[2].legend(fontsize=7)
     fig.tight_layout()
     if out is not None:
