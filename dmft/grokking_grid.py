@@ -9,6 +9,11 @@ closed-form grokking time and lr_scale = horizon / steps, which keeps the per-st
 the spike (rate x lr_scale) below ~1e-2: the runs are gradient flow to within ~1%.
 
     python -m dmft.grokking_grid --D 100 200 --out grid.npz     # the issue's grid (GPU: minutes)
+    python -m dmft.grokking_grid --load grid.npz                # its tables again, no simulation
+
+Each (D, P/D) prints three tables (rows eps, columns alpha): the closed-form grokking time (S7)
+and train half time (S13) over the seed-median simulated ones, minus 1, and the closed-form
+delay (S14) minus the simulated one (seed medians), as a fraction of the simulated grokking time.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from dmft.grokking_scaling import grokking_time
+from dmft.grokking_scaling import grokking_time, train_half_time
 from lazyrich.experiments import grokking as experiment
 from lazyrich.measures.grokking_times import half_time
 
@@ -112,6 +117,57 @@ def relative_errors(runs: dict, D: int, P_over_D: float, alpha=GRID["alpha"],
     return theory / median - 1, grokked
 
 
+def train_and_delay_errors(runs: dict, D: int, P_over_D: float, alpha=GRID["alpha"],
+                           eps=GRID["eps"]) -> tuple[np.ndarray, np.ndarray]:
+    """(closed-form / seed-median simulated train half time - 1, (closed-form delay - simulated
+    delay) / simulated grokking time), both (alpha, eps), seed medians, NaN where most seeds
+    never grok."""
+    def medians(name):
+        curves, times = runs[name], runs["time"]
+        t = np.array([[[half_time(curves[i, j, s], times[i, j, s], floor=0.0)
+                        for s in range(curves.shape[2])] for j in range(len(eps))]
+                      for i in range(len(alpha))])
+        with np.errstate(all="ignore"):
+            return np.where(np.mean(np.isfinite(t), -1) > 0.5, np.nanmedian(t, -1), np.nan)
+
+    t_train, t_test = medians("train_loss"), medians("test_loss_population")
+    grid = (np.asarray(alpha)[:, None], np.asarray(eps)[None], P_over_D, D)
+    theory_train = train_half_time(*grid)
+    theory_delay = grokking_time(*grid) - theory_train
+    return theory_train / t_train - 1, (theory_delay - (t_test - t_train)) / t_test
+
+
+def _print_tables(runs: dict, D: int, lam: float, seconds: float | None = None) -> None:
+    took = "" if seconds is None else f" ({seconds:.1f} s)"
+    errors, grokked = relative_errors(runs, D, lam)
+    train, delay = train_and_delay_errors(runs, D, lam)
+    alphas = " ".join(f"{a:g}" for a in GRID["alpha"])
+    print(f"D={D} P/D={lam:g}{took}: closed form / simulation - 1 in %, alpha = {alphas}")
+    print(format_errors(errors, grokked))
+    print("  train half time, closed form / simulation - 1 in %")
+    print(format_errors(train, grokked))
+    print("  delay, (closed form - simulation) / simulated grokking time in %")
+    print(format_errors(delay, grokked), flush=True)
+
+
+def load_grid(path: str) -> dict:
+    """{(D, P/D): runs} from a file written by `main` (keys D{D}_lam{P/D}_{curve}). A run whose
+    step-0 train loss is not finite (files written before the optimization barrier in
+    `simulate_runs`) is refused, naming the file."""
+    data = np.load(path)
+    grids: dict = {}
+    for key in data.files:
+        if not key.startswith("D"):
+            continue
+        size, lam, name = key.split("_", 2)
+        grids.setdefault((int(size[1:]), float(lam[3:])), {})[name] = data[key]
+    for (D, lam), runs in grids.items():
+        if not np.all(np.isfinite(runs["train_loss"][..., 0])):
+            raise ValueError(f"{path}: D={D} P/D={lam:g} has a non-finite step-0 train loss "
+                             f"(written before the fix in simulate_runs): rerun that grid")
+    return grids
+
+
 def format_errors(errors: np.ndarray, grokked: np.ndarray, eps=GRID["eps"]) -> str:
     """One line per eps: the error in % for each alpha ('-' where most seeds never grok)."""
     lines = []
@@ -132,8 +188,14 @@ def main() -> None:
                              "fourth moments of z at D = 100-400: dmft/README.md)")
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--log_every", type=int, default=50)
-    parser.add_argument("--out", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--out", help="simulate, and save the curves here (.npz)")
+    source.add_argument("--load", help="print the tables of a saved grid, no simulation")
     args = parser.parse_args()
+    if args.load is not None:
+        for (D, lam), runs in sorted(load_grid(args.load).items()):
+            _print_tables(runs, D, lam)
+        return
     jax.config.update("jax_enable_x64", True)
     saved = {}
     for D, lam in itertools.product(args.D, args.P_over_D):
@@ -143,10 +205,7 @@ def main() -> None:
                             log_every=args.log_every)
         for k, v in out.items():
             saved[f"D{D}_lam{lam:g}_{k}"] = v
-        errors, grokked = relative_errors(out, D, lam)
-        print(f"D={D} P/D={lam:g} ({time.time() - start:.1f} s): closed form / simulation - 1 "
-              f"in %, alpha = {' '.join(f'{a:g}' for a in GRID['alpha'])}", flush=True)
-        print(format_errors(errors, grokked), flush=True)
+        _print_tables(out, D, lam, time.time() - start)
         np.savez_compressed(args.out, alpha=GRID["alpha"], eps=np.array(GRID["eps"]), **saved)
 
 
