@@ -11,9 +11,10 @@ the spike (rate x lr_scale) below ~1e-2: the runs are gradient flow to within ~1
     python -m dmft.grokking_grid --D 100 200 --out grid.npz     # the issue's grid (GPU: minutes)
     python -m dmft.grokking_grid --load grid.npz                # its tables again, no simulation
 
-Each (D, P/D) prints three tables (rows eps, columns alpha): the closed-form grokking time (S7)
-and train half time (S13) over the seed-median simulated ones, minus 1, and the closed-form
-delay (S14) minus the simulated one (seed medians), as a fraction of the simulated grokking time.
+Each (D, P/D) prints four tables (rows eps, columns alpha): the closed-form grokking time (S7)
+and train half time (S13) over the seed-median simulated ones, minus 1; the closed-form delay
+(S14) minus the simulated one (seed medians), as a fraction of the simulated grokking time; and
+the delay with the simulated grokking time in place of S7 over the simulated delay, minus 1.
 """
 
 from __future__ import annotations
@@ -118,10 +119,11 @@ def relative_errors(runs: dict, D: int, P_over_D: float, alpha=GRID["alpha"],
 
 
 def train_and_delay_errors(runs: dict, D: int, P_over_D: float, alpha=GRID["alpha"],
-                           eps=GRID["eps"]) -> tuple[np.ndarray, np.ndarray]:
+                           eps=GRID["eps"]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(closed-form / seed-median simulated train half time - 1, (closed-form delay - simulated
-    delay) / simulated grokking time), both (alpha, eps), seed medians, NaN where most seeds
-    never grok."""
+    delay) / simulated grokking time, (simulated grokking time - closed-form train half time) /
+    simulated delay - 1: S13's share of the delay error), each (alpha, eps), seed medians,
+    NaN where most seeds never grok."""
     def medians(name):
         curves, times = runs[name], runs["time"]
         t = np.array([[[half_time(curves[i, j, s], times[i, j, s], floor=0.0)
@@ -134,20 +136,24 @@ def train_and_delay_errors(runs: dict, D: int, P_over_D: float, alpha=GRID["alph
     grid = (np.asarray(alpha)[:, None], np.asarray(eps)[None], P_over_D, D)
     theory_train = train_half_time(*grid)
     theory_delay = grokking_time(*grid) - theory_train
-    return theory_train / t_train - 1, (theory_delay - (t_test - t_train)) / t_test
+    delay = t_test - t_train
+    return (theory_train / t_train - 1, (theory_delay - delay) / t_test,
+            (t_test - theory_train) / delay - 1)
 
 
 def _print_tables(runs: dict, D: int, lam: float, seconds: float | None = None) -> None:
     took = "" if seconds is None else f" ({seconds:.1f} s)"
     errors, grokked = relative_errors(runs, D, lam)
-    train, delay = train_and_delay_errors(runs, D, lam)
+    train, delay, train_share = train_and_delay_errors(runs, D, lam)
     alphas = " ".join(f"{a:g}" for a in GRID["alpha"])
     print(f"D={D} P/D={lam:g}{took}: closed form / simulation - 1 in %, alpha = {alphas}")
     print(format_errors(errors, grokked))
     print("  train half time, closed form / simulation - 1 in %")
     print(format_errors(train, grokked))
     print("  delay, (closed form - simulation) / simulated grokking time in %")
-    print(format_errors(delay, grokked), flush=True)
+    print(format_errors(delay, grokked))
+    print("  delay with the simulated grokking time, (t_grok - S13) / simulated delay - 1 in %")
+    print(format_errors(train_share, grokked), flush=True)
 
 
 def load_grid(path: str) -> dict:

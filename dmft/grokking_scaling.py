@@ -19,8 +19,11 @@ Valid in the grokking regime: the spike outgrows the bulk of the residual-weight
 (P / D large enough: within 10% of the N -> infinity simulation at P / D = 8, eps = 0.02 for
 every alpha in 2^-3 .. 2^3 at D = 100 and 200, 6-24% early at eps = 0.1, 13-52% early at
 P / D = 5; dmft/README.md S8 gives the table and why) and alpha / eps is large enough that the
-linear fit (t ~ D) finishes before the spike grows (t ~ alpha D / eps). Inputs broadcast
-against each other (numpy arrays).
+linear fit (t ~ D) finishes before the spike grows (t ~ alpha D / eps). The train half time
+(S13) is within 10% at P / D >= 5, eps = 0.02 and for most alphas at eps 0.05 / 0.1; it breaks
+where alpha / eps ~ 1, at alpha eps >~ 0.2 (up to 19% early) and at P / D = 2 (the linear fit
+alone halves the train loss). The delay inherits S7's error. Inputs broadcast against each
+other (numpy arrays).
 """
 
 from __future__ import annotations

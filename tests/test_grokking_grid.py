@@ -24,8 +24,8 @@ def test_load_prints_the_three_tables(saved_grid, monkeypatch, capsys):
     grokking_grid.main()
     out = capsys.readouterr().out
     assert "D=10 P/D=8" in out and "train half time" in out and "delay" in out
-    train, delay = grokking_grid.train_and_delay_errors(runs, 10, 8)
-    assert train.shape == delay.shape == (7, 3)
+    train, delay, share = grokking_grid.train_and_delay_errors(runs, 10, 8)
+    assert train.shape == delay.shape == share.shape == (7, 3)
     loaded = grokking_grid.load_grid(str(path))[(10, 8.0)]
     np.testing.assert_array_equal(loaded["train_loss"], runs["train_loss"])
 

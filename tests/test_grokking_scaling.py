@@ -200,7 +200,7 @@ def test_error_table_over_the_issue_grid():
         for lam in GRID["P_over_D"]:
             runs = simulate_grid(D, lam, range(6))
             errors[D, lam], grokked = relative_errors(runs, D, lam)
-            train[D, lam], delay = train_and_delay_errors(runs, D, lam)
+            train[D, lam], delay, _ = train_and_delay_errors(runs, D, lam)
             print(f"D={D} P/D={lam}: closed form / simulation - 1 in %, alpha = 2^-3 .. 2^3")
             print(format_errors(errors[D, lam], grokked))
             print("  train half time (S13), then delay (S14) error / grokking time, in %")

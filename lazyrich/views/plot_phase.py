@@ -46,7 +46,7 @@ def phase_diagram(source, out: str | None = None):
             axes[1].plot(alpha, point.dmft_ratio, "x--", color=colour, ms=7,
                          label=f"/ DMFT, {label}")
         delay = point.delay
-        axes[2].errorbar(alpha, delay.mean("seed"), yerr=delay.std("seed"), fmt="o-",
+        axes[2].errorbar(alpha, delay.mean("seed"), yerr=delay.std("seed"), fmt="o",
                          color=colour, label=f"simulation, {label}")
         if "theory_delay" in ds:
             axes[2].plot(alpha, point.theory_delay, "-", color=colour)
