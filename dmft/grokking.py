@@ -60,10 +60,16 @@ VARIABLES = {
 }
 
 
+DTYPES = ("float64", "float32")
+# float32 resolves relative changes down to ~1e-7: a smaller tol may never be reached
+FLOAT32_MIN_TOL = 1e-6
+
+
 @contextmanager
-def _float64():
+def _precision(dtype: str):
+    """JAX's 64-bit mode on for dtype "float64", off for "float32", restored afterwards."""
     previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
+    jax.config.update("jax_enable_x64", dtype == "float64")
     try:
         yield
     finally:
@@ -210,6 +216,12 @@ def _check_arguments(args: dict) -> dict:
         raise ValueError(f"response_sampling must be one of {RESPONSE_SAMPLING}; got "
                          f"{args['response_sampling']!r}")
     out["response_sampling"] = args["response_sampling"]
+    if args["dtype"] not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}; got {args['dtype']!r}")
+    out["dtype"] = args["dtype"]
+    if out["dtype"] == "float32" and out["tol"] < FLOAT32_MIN_TOL:
+        raise ValueError(f"tol={out['tol']!r} is below what dtype='float32' resolves; use "
+                         f"tol >= {FLOAT32_MIN_TOL:g} or dtype='float64'")
     if out["n_response"] > out["n_samples"]:
         raise ValueError(f"n_response={out['n_response']} must not exceed "
                          f"n_samples={out['n_samples']}")
@@ -232,7 +244,7 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
           dt: float | None = None, *, D: int = 100, target_scale=1.0, n_samples: int = 1000,
           n_response: int = 64, response_sampling: str = "first", bulk_rank: int = 16,
           damping: float = 0.6, anderson: int = 0, tol: float = 1e-6, max_iter: int = 200,
-          seed: int = 0, progress: bool = True) -> xr.Dataset:
+          seed: int = 0, dtype: str = "float64", progress: bool = True) -> xr.Dataset:
     """DMFT learning curves of the infinite-width grokking model, batched over alpha, eps,
     target_scale and P_over_D.
 
@@ -265,6 +277,10 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
             to the top one).
         seed: seed of the fixed Monte Carlo draws (z is stratified: normal quantiles of
             (i + 1/2) / M in a random order).
+        dtype: "float64" (default) or "float32" for the whole solve; float32 is ~1.4x faster
+            on CPU and agreed with float64 to ~1e-6 (relative L2 of the curves) wherever it
+            was compared (dmft/README.md); it needs tol >= 1e-6. Results are float64 arrays
+            either way, `attrs["dtype"]` says which was used.
         progress: show the iteration, residual and estimated time left.
 
     Returns:
@@ -290,7 +306,7 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
                    f"raise dt= (stable up to {stability_limit_dt(a['D'], lams):.4g}), shorten "
                    f"t_max=, or solve fewer alpha/eps/target_scale/P_over_D values at once")
     n, ds = cost.time_points, dt / a["D"]
-    with _float64():
+    with _precision(a["dtype"]):
         rng = np.random.default_rng(a["seed"])
         quantiles = scipy.special.ndtri((np.arange(n_samples) + 0.5) / n_samples)
         z = jnp.asarray(rng.permutation(quantiles))
@@ -344,6 +360,7 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
                **({} if batched_lam else {"P_over_D": float(lams[0])}),
                "lr_scale": a["lr_scale"], "dt": dt, "n_samples": n_samples,
                "n_response": n_response, "response_sampling": a["response_sampling"],
+               "dtype": a["dtype"],
                "bulk_rank": rank,
                "bulk_truncation": float(np.max(np.asarray(dropped))),
                "damping": a["damping"], "anderson": a["anderson"], "tol": a["tol"],

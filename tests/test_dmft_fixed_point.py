@@ -83,6 +83,21 @@ def test_accelerated_dmft_reaches_the_damped_fixed_point(damped):
     assert accelerated.attrs["converged"] and damped.attrs["converged"]
 
 
+def test_float32_solve_agrees_with_float64(damped):
+    """dtype="float32" to tol 1e-6: train, test and spike curves within 1e-4 relative of the
+    float64 solution (measured ~1e-6 here and at D = 100-200, dmft/README.md), float64 arrays
+    out, attrs["dtype"] recorded; a tol float32 cannot resolve is refused naming it."""
+    single = grokking.solve(1.0, 0.1, 3.0, tol=1e-6, dtype="float32", **_SMALL)
+    assert single.attrs["dtype"] == "float32" and damped.attrs["dtype"] == "float64"
+    for var in ("train_loss", "test_loss", "beta_M_beta"):
+        assert single[var].dtype == np.float64
+        assert _max_change(single, damped, var) < 1e-4
+    with pytest.raises(ValueError, match="tol=1e-09.*float32"):
+        grokking.solve(1.0, 0.1, 3.0, tol=1e-9, dtype="float32", **_SMALL)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        grokking.solve(1.0, 0.1, 3.0, dtype="float16", **_SMALL)
+
+
 def test_tolerance_and_bulk_rank_converge(damped):
     """Loosening tol from 1e-9 to 1e-4 moves the curves by less than 1e-3 relative; keeping
     rank 16 of the bulk covariance (its dropped eigenvalues fall fast) instead of all 31 by less
