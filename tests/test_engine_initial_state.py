@@ -3,10 +3,12 @@
 jaxlib 0.10's CPU "ynn" fusion of a dot with a broadcast constant zero, a multiply and a sum
 returns garbage (inf, NaN or ~1e37 instead of 0). A state whose deviation starts at zero, with
 the metrics taken inside the same jit as the initialisation, hit it in `dmft.grokking_grid`
-(every run's first train loss was inf at D = 100); the engine and the grid now put an
-optimization barrier between the two. The grid test fails without it (two float64 runs at
-D = 100, P = 800; the garbage depends on how XLA fuses the program, so other sizes may pass by
-luck); the engine's program happened not to be fused that way, its test is a guard.
+(every run's first train loss was inf at D = 100), which now puts an optimization barrier
+between the two; the grid test fails without it (two float64 runs at D = 100, P = 800; the
+garbage depends on how XLA fuses the program, so other sizes may pass by luck). The engine's
+program is not fused that way, and a barrier there would cost the exact zero of the network's
+centred output at step 0 (f and f_0 then come from different kernels, 1 float32 ulp apart):
+its test is a guard that would catch the same failure.
 """
 
 import jax

@@ -40,11 +40,7 @@ def make_run_one(experiment: Experiment, static: Mapping[str, Any],
 
     def run_one(batched: dict[str, jax.Array]):
         params = {**static, **batched}
-        # the barrier keeps XLA from folding the initial state (often zeros) into constants:
-        # jaxlib 0.10's CPU "ynn" fusion of a dot with a broadcast zero, a multiply and a sum
-        # returns garbage instead of 0 (tests/test_engine_initial_state.py)
-        state0 = lax.optimization_barrier(
-            experiment.init(jax.random.key(params["seed"]), params))
+        state0 = experiment.init(jax.random.key(params["seed"]), params)
         once = experiment.run_metrics(state0, params) if experiment.run_metrics else {}
         costly = at_steps.evaluator(experiment, state0, params)
 
