@@ -13,7 +13,6 @@ its test is a guard that would catch the same failure.
 
 import jax
 import numpy as np
-import pytest
 
 import lazyrich
 from dmft.grokking_grid import simulate_runs
@@ -26,15 +25,7 @@ def _eager_initial_metrics(D: int, P: int, seed: int) -> dict:
     return experiment.metrics(experiment.init(jax.random.key(seed), params), params)
 
 
-@pytest.fixture
-def float64():
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield
-    jax.config.update("jax_enable_x64", previous)
-
-
-def test_grid_first_record_equals_the_eager_metrics(float64):
+def test_grid_first_record_equals_the_eager_metrics(x64):
     """Two runs, float64, as `python -m dmft.grokking_grid` compiles them (this one was inf)."""
     out = simulate_runs(100, 800, np.array([1.0, 1.0]), np.array([0.02, 0.02]),
                         np.array([5.0, 5.0]), np.array([8, 0]), steps=100, log_every=50)
@@ -45,7 +36,7 @@ def test_grid_first_record_equals_the_eager_metrics(float64):
             np.testing.assert_allclose(out[name][i, 0], float(eager[name]), rtol=1e-9)
 
 
-def test_engine_step_zero_equals_the_eager_metrics(float64):
+def test_engine_step_zero_equals_the_eager_metrics(x64):
     ds = lazyrich.sweep("grokking", dynamics="infinite", D=100, P=800, N=1, n_test=8,
                         alpha=1.0, eps=0.02, seed=[8, 9], steps=10, log_every=10,
                         progress=False)
