@@ -21,9 +21,9 @@ every alpha in 2^-3 .. 2^3 at D = 100 and 200, 6-24% early at eps = 0.1, 13-52% 
 P / D = 5; dmft/README.md S8 gives the table and why) and alpha / eps is large enough that the
 linear fit (t ~ D) finishes before the spike grows (t ~ alpha D / eps). The train half time
 (S13) is within 10% at P / D >= 5, eps = 0.02 and for most alphas at eps 0.05 / 0.1; it breaks
-where alpha / eps ~ 1, at alpha eps >~ 0.2 (up to 19% early) and at P / D = 2 (the linear fit
-alone halves the train loss). The delay inherits S7's error. Inputs broadcast against each
-other (numpy arrays).
+where alpha / eps ~ 1 and at alpha eps >~ 0.2 (up to 19% early), and is NaN for P / D <= 2
+(the linear fit alone halves the train loss). The delay inherits S7's error. Inputs
+broadcast against each other (numpy arrays).
 """
 
 from __future__ import annotations
@@ -128,16 +128,20 @@ def train_half_time(alpha, eps, P_over_D, D, b=1.0) -> np.ndarray:
     training point's quadratic prediction is (alpha eps / 2)(xhat^T e^{s B} xhat - 1) b plus
     the spike's share, s = 4 eps b t / (alpha D) (`dmft.grokking_bulk` evaluates the bulk part
     in closed form at P = round(P_over_D D) points), and is capped at the point's residual.
-    t = s* / rate where the train loss at s* is half of E y^2 = 3 b^2.
+    t = s* / rate where the train loss at s* is half of E y^2 = 3 b^2. NaN where
+    P_over_D <= 2: there the linear fit alone leaves 3 b^2 (1 - D / P) <= 3 b^2 / 2, so the
+    train loss halves during the linear fit (t ~ D), which S13 takes as instantaneous.
     Shapes: alpha, eps, P_over_D, D, b broadcast; the result has their broadcast shape.
     """
     alpha, eps = _positive("alpha", alpha), _positive("eps", eps)
     lam, D, b = _positive("P_over_D", P_over_D, 1.0), _positive("D", D), _positive("b", b)
     alpha, eps, lam, D, b = np.broadcast_arrays(alpha, eps, lam, D, b)
     amplitude = (alpha * eps / (2.0 * b)).ravel()
-    s_half = np.empty(amplitude.shape)
+    s_half = np.full(amplitude.shape, np.nan)
     points = np.rint(lam * D).astype(int).ravel()
     for lam_value, P in sorted(set(zip(lam.ravel().tolist(), points.tolist(), strict=True))):
+        if lam_value <= 2.0:
+            continue
         rows = np.nonzero((lam.ravel() == lam_value) & (points == P))[0]
         growth = BulkGrowth(lam_value, int(P))
         x, overlap = spike_outlier(lam_value)

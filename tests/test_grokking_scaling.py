@@ -174,6 +174,9 @@ def test_bad_input_names_the_argument():
         gs.grokking_time(1e4, 1.0, 5, 10)
     with pytest.raises(ValueError, match="P_over_D"):
         gs.train_half_time(1.0, 0.02, 1.0, 100)
+    # P/D <= 2: the linear fit alone halves the train loss, no bulk-set half time
+    assert np.all(np.isnan(gs.train_half_time(1.0, 0.02, [1.05, 2.0], 100)))
+    assert np.isfinite(gs.train_half_time(1.0, 0.02, 2.5, 100))
     with pytest.raises(ValueError, match="eps"):
         gs.delay(1.0, float("nan"), 5, 100)
 
