@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -102,19 +103,28 @@ def simulate_grid(D: int, P_over_D: float, seeds=range(4), *, steps: int = 20_00
     return {k: v.reshape(shape + v.shape[1:]) for k, v in out.items()}
 
 
+def median_half_times(runs: dict, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(seed-median half time of curve `name`, fraction of seeds whose curve halved), both
+    (alpha, eps), from `simulate_grid`'s output (half time: floor 0); the median is NaN where
+    at most half the seeds got there."""
+    curves, times = runs[name], runs["time"]
+    n_alpha, n_eps, n_seeds = curves.shape[:3]
+    t_half = np.array([[[half_time(curves[i, j, s], times[i, j, s], floor=0.0)
+                         for s in range(n_seeds)] for j in range(n_eps)] for i in range(n_alpha)])
+    fraction = np.mean(np.isfinite(t_half), axis=-1)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)       # all-NaN rows: NaN, as intended
+        median = np.where(fraction > 0.5, np.nanmedian(t_half, axis=-1), np.nan)
+    return median, fraction
+
+
 def relative_errors(runs: dict, D: int, P_over_D: float, alpha=GRID["alpha"],
                     eps=GRID["eps"]) -> tuple[np.ndarray, np.ndarray]:
     """(closed form / seed-median simulated half time - 1, fraction of seeds that grokked),
     both (alpha, eps), from `simulate_grid`'s output (half time: floor 0, the population test
     loss)."""
-    curves, times = runs["test_loss_population"], runs["time"]
-    t_half = np.array([[[half_time(curves[i, j, s], times[i, j, s], floor=0.0)
-                         for s in range(curves.shape[2])] for j in range(len(eps))]
-                       for i in range(len(alpha))])
+    median, grokked = median_half_times(runs, "test_loss_population")
     theory = grokking_time(np.asarray(alpha)[:, None], np.asarray(eps)[None], P_over_D, D)
-    grokked = np.mean(np.isfinite(t_half), axis=-1)
-    with np.errstate(all="ignore"):
-        median = np.where(grokked > 0.5, np.nanmedian(t_half, axis=-1), np.nan)
     return theory / median - 1, grokked
 
 
@@ -124,15 +134,8 @@ def train_and_delay_errors(runs: dict, D: int, P_over_D: float, alpha=GRID["alph
     delay) / simulated grokking time, (simulated grokking time - closed-form train half time) /
     simulated delay - 1: S13's share of the delay error), each (alpha, eps), seed medians,
     NaN where most seeds never grok."""
-    def medians(name):
-        curves, times = runs[name], runs["time"]
-        t = np.array([[[half_time(curves[i, j, s], times[i, j, s], floor=0.0)
-                        for s in range(curves.shape[2])] for j in range(len(eps))]
-                      for i in range(len(alpha))])
-        with np.errstate(all="ignore"):
-            return np.where(np.mean(np.isfinite(t), -1) > 0.5, np.nanmedian(t, -1), np.nan)
-
-    t_train, t_test = medians("train_loss"), medians("test_loss_population")
+    t_train, _ = median_half_times(runs, "train_loss")
+    t_test, _ = median_half_times(runs, "test_loss_population")
     grid = (np.asarray(alpha)[:, None], np.asarray(eps)[None], P_over_D, D)
     theory_train = train_half_time(*grid)
     theory_delay = grokking_time(*grid) - theory_train
