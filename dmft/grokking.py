@@ -42,11 +42,18 @@ import xarray as xr
 from dmft import checks
 from dmft import grokking_paths as paths_
 from dmft.fixed_point import iterate_to_fixed_point
-from dmft.grokking_cost import Cost, default_dt, estimate_cost, stability_limit_dt
+from dmft.grokking_cost import (
+    SCHEMES,
+    Cost,
+    adaptive_times,
+    default_dt,
+    estimate_cost,
+    stability_limit_dt,
+)
 from lazyrich.core.checks import check_positive_integer, check_seed, require_memory
 
-__all__ = ["RESPONSE_SAMPLING", "VARIABLES", "Cost", "default_dt", "estimate_cost",
-           "response_paths", "solve", "stability_limit_dt"]
+__all__ = ["RESPONSE_SAMPLING", "SCHEMES", "VARIABLES", "Cost", "adaptive_times", "default_dt",
+           "estimate_cost", "response_paths", "solve", "stability_limit_dt"]
 
 VARIABLES = {
     "train_loss": "training-set MSE of the centred prediction (sample-path average)",
@@ -85,15 +92,20 @@ def _iterate(state, p, z, mixing, n_response, rank):
     one iteration, which leaves the fixed point unchanged and turns the bulk march into
     triangular solves)."""
     forces, response, response_g, noise_g, xi, rho, lagged = state
-    lam, ds, alpha, eps = p["lam"], p["ds"], p["alpha"], p["eps"]
-    c = 2 * ds / lam
-    kernel = paths_.weight_kernel(response, c, lam)
-    bulk, initial = paths_.bulk_kernel(response_g, c, lam)
-    covariance_g = jnp.outer(initial, initial) + c**2 * lam * bulk @ noise_g @ bulk.T   # (G10b)
+    lam, alpha, eps = p["lam"], p["alpha"], p["eps"]
+    n = lagged.shape[1]
+    implicit = p.get("implicit", False)
+    ds = paths_.steps(p, n)                                  # forward steps (explicit parts)
+    c = paths_.field_weights(p, n)                           # the forces' weights in the fields
+    c_bulk = 2 * ds / lam
+    kernel = paths_.weight_kernel(response, c, lam, implicit)
+    bulk, initial = paths_.bulk_kernel(response_g, c_bulk, lam)
+    bulk_c = bulk * c_bulk[None, :]
+    covariance_g = jnp.outer(initial, initial) + lam * bulk_c @ noise_g @ bulk_c.T   # (G10b)
     factor, dropped = paths_.low_rank_factor(covariance_g, rank)
     a2 = paths_.spike_seed_variance(xi, rho, ds, p)
-    weights = jnp.einsum("kjab,mjb->mka", kernel, forces)          # (M, n, 2): H Phi
-    chi = c * jnp.sqrt(lam) * jnp.einsum("nm,mka->nka", mixing, weights)
+    weights = jnp.einsum("kjab,j,mjb->mka", kernel, c, forces)     # (M, n, 2): H diag(c) Phi
+    chi = jnp.sqrt(lam) * jnp.einsum("nm,mka->nka", mixing, weights)
     rows = paths_.bulk_rows(factor, bulk, lagged, p)          # Y from the previous residuals
     new_forces, delta, nu, a, m, rows = paths_.paths(chi, z, kernel, bulk, factor, a2, p,
                                                      rows=rows)
@@ -104,7 +116,6 @@ def _iterate(state, p, z, mixing, n_response, rank):
         return (totals[0] + weight * response, totals[1] + weight * bulk_response), None
 
     # summed in a scan, not stacked: memory O(n^2) instead of O(M_R n^2); the weights sum to 1
-    n = delta.shape[1]
     index, weight = ((jnp.arange(n_response), jnp.full(n_response, 1.0 / n_response))
                      if isinstance(n_response, int) else n_response)
     picked = (a[index], m[index], delta[index], rows[index], z[index], weight)
@@ -113,6 +124,11 @@ def _iterate(state, p, z, mixing, n_response, rank):
     # equal-time blocks R_kk equal the local Jacobian dPhi_k / da_k of each path (the memory
     # terms are strictly causal): average them over all M paths, the memory over M_R paths
     local = paths_.local_jacobian(a, m, z, nu, p)                          # (M, n, 2, 2)
+    if implicit:
+        # a perturbation at s_k feeds back within the step: R_kk = J (I + c_k H_kk J)^-1
+        within = jnp.eye(2) + jnp.einsum("k,kab,mkbc->mkac", c,
+                                         kernel[jnp.arange(n), jnp.arange(n)], local)
+        local = jnp.einsum("mkab,mkbc->mkac", local, jnp.linalg.inv(within))
     equal_time = jnp.eye(n)[:, :, None, None]
     new_response = (responses * (1 - equal_time)
                     + equal_time * jnp.mean(local, axis=0)[:, None])
@@ -122,7 +138,7 @@ def _iterate(state, p, z, mixing, n_response, rank):
     new_noise_g = (eps / alpha) ** 2 * jnp.einsum("mkr,mjr->kj", weighted, weighted) / z.shape[0]
     new_xi = jnp.einsum("m,mkr,mjr->kj", z**2, weighted, weighted) / (lam * z.shape[0])
     new_rho = 2 * eps / alpha * jnp.mean(delta * z[:, None] ** 2, axis=0)
-    theta = c**2 * lam * jnp.einsum("mka,mkb->kab", weights, weights) / z.shape[0]
+    theta = lam * jnp.einsum("mka,mkb->kab", weights, weights) / z.shape[0]
     outputs = {"delta": delta, "nu": nu, "bulk": jnp.diag(covariance_g), "a2": a2,
                "theta": theta, "dropped": dropped}
     return (new_forces, new_response, new_response_g, new_noise_g, new_xi, new_rho,
@@ -225,18 +241,43 @@ def _check_arguments(args: dict) -> dict:
     if out["n_response"] > out["n_samples"]:
         raise ValueError(f"n_response={out['n_response']} must not exceed "
                          f"n_samples={out['n_samples']}")
+    if args["scheme"] not in SCHEMES:
+        raise ValueError(f"scheme must be one of {SCHEMES}; got {args['scheme']!r}")
+    out["scheme"] = args["scheme"]
     limit = stability_limit_dt(out["D"], out["P_over_D"])
+    if args["times"] is not None:
+        return _check_times(out, args, limit)
     if args["dt"] is None:
         out["dt"] = default_dt(out["t_max"], out["D"], out["P_over_D"])
     else:
         out["dt"] = checks.number("dt", args["dt"])
     if out["t_max"] < out["dt"]:
         raise ValueError(f"t_max={out['t_max']!r} must be at least dt={out['dt']!r}")
-    if out["dt"] >= limit:
+    out["times"] = np.arange(int(round(out["t_max"] / out["dt"])) + 1) * out["dt"]
+    if out["dt"] >= limit and out["scheme"] == "explicit":
         raise ValueError(f"dt={out['dt']!r} is beyond the explicit scheme's stability limit "
                          f"dt < {limit:.4g} = D / (1 + P_over_D^-1/2)^2 for D={out['D']}, "
                          f"P_over_D={out['P_over_D'].min():g}; leave dt=None for "
-                         f"{default_dt(out['t_max'], out['D'], out['P_over_D']):.4g}")
+                         f"{default_dt(out['t_max'], out['D'], out['P_over_D']):.4g}, or "
+                         f"scheme='implicit' (stable at any step)")
+    return out
+
+
+def _check_times(out: dict, args: dict, limit: float) -> dict:
+    """`out` with the grid `times` (validated: 1-d, finite, from 0, increasing) and dt = its
+    largest step; t_max and dt are then not used (dt must be None)."""
+    if args["dt"] is not None:
+        raise ValueError(f"give either dt={args['dt']!r} or times=, not both")
+    times = checks.finite_array("times", args["times"], ndim=1)
+    if times.size < 2 or times[0] != 0 or not np.all(np.diff(times) > 0):
+        raise ValueError(f"times must start at 0 and increase strictly, with at least 2 "
+                         f"points; got {times.size} point(s) from {times[:3].tolist()}")
+    out["times"], out["t_max"] = times, float(times[-1])
+    out["dt"] = float(np.max(np.diff(times)))
+    if out["dt"] >= limit and out["scheme"] == "explicit":
+        raise ValueError(f"times has a step of {out['dt']:.4g}, beyond the explicit scheme's "
+                         f"stability limit {limit:.4g} = D / (1 + P_over_D^-1/2)^2; use "
+                         f"scheme='implicit'")
     return out
 
 
@@ -244,7 +285,8 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
           dt: float | None = None, *, D: int = 100, target_scale=1.0, n_samples: int = 1000,
           n_response: int = 64, response_sampling: str = "first", bulk_rank: int = 16,
           damping: float = 0.6, anderson: int = 0, tol: float = 1e-6, max_iter: int = 200,
-          seed: int = 0, dtype: str = "float64", progress: bool = True) -> xr.Dataset:
+          seed: int = 0, dtype: str = "float64", scheme: str = "explicit", times=None,
+          progress: bool = True) -> xr.Dataset:
     """DMFT learning curves of the infinite-width grokking model, batched over alpha, eps,
     target_scale and P_over_D.
 
@@ -257,6 +299,11 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
             lr_scale (gradient flow in time; GD at this lr_scale agrees to O(lr_scale / D)).
         t_max, dt: horizon and grid spacing in simulation time units (time = step x lr_scale);
             dt=None takes half the stability limit D / (1 + lam^-1/2)^2 (`default_dt`).
+        scheme: "explicit" (default; forward Euler, every step below the stability limit) or
+            "implicit" (backward Euler for the fields h, omega: stable at any step, so the grid
+            follows the slow feature dynamics; dmft/README.md).
+        times: (n,) grid in simulation time from 0, increasing, possibly non-uniform
+            (`adaptive_times`); replaces t_max and dt (pass dt=None).
         D: input dimension; enters only the time unit (s = t / D) and the spike's initial
             overlap nu(0) = 1/sqrt(D) (the grokking time grows like D log D).
         n_samples: Monte Carlo sample paths M; n_response: paths whose exact responses give
@@ -298,14 +345,17 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
     batch = alphas.size * epss.size * scales.size * lams.size
     cost = estimate_cost(a["t_max"], dt, D=a["D"], P_over_D=lams, batch=batch,
                          n_samples=n_samples, n_response=n_response, bulk_rank=a["bulk_rank"],
-                         anderson=a["anderson"])
+                         anderson=a["anderson"], times=a["times"])
     require_memory(cost.memory_bytes,
                    f"dmft.grokking.solve with {cost.time_points} time points (t_max="
                    f"{a['t_max']:g}, dt={dt:.4g}), {batch} parameter point(s), n_samples="
                    f"{n_samples}, bulk_rank={a['bulk_rank']}",
                    f"raise dt= (stable up to {stability_limit_dt(a['D'], lams):.4g}), shorten "
                    f"t_max=, or solve fewer alpha/eps/target_scale/P_over_D values at once")
-    n, ds = cost.time_points, dt / a["D"]
+    n, time = cost.time_points, a["times"]
+    uniform = bool(np.allclose(np.diff(time), dt, rtol=1e-9, atol=0))
+    # forward steps in s = t / D (the last one is not used); a uniform grid keeps a scalar
+    ds = dt / a["D"] if uniform else np.append(np.diff(time), dt) / a["D"]
     with _precision(a["dtype"]):
         rng = np.random.default_rng(a["seed"])
         quantiles = scipy.special.ndtri((np.arange(n_samples) + 0.5) / n_samples)
@@ -320,8 +370,8 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
             np.asarray(z), n_response, a["response_sampling"]))
 
         def iterate(state, alpha_1, eps_1, scale_1, lam_1):
-            p = {"alpha": alpha_1, "eps": eps_1, "lam": lam_1, "ds": ds, "dim": a["D"],
-                 "scale": scale_1}
+            p = {"alpha": alpha_1, "eps": eps_1, "lam": lam_1, "ds": jnp.asarray(ds),
+                 "dim": a["D"], "scale": scale_1, "implicit": a["scheme"] == "implicit"}
             new, out = _iterate(state, p, z, mixing, responders, rank)
             return new, (_statistics(out, alpha_1, eps_1, a["D"], scale_1), out["dropped"])
 
@@ -341,14 +391,13 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
         shape = (alphas.size, epss.size, scales.size, lams.size, n)
         stats = {k: np.asarray(v, np.float64).reshape(shape) for k, v in stats.items()}
     if not all(np.all(np.isfinite(v)) for v in stats.values()):
-        raise ValueError(f"the iteration diverged (dt={dt!r}): the explicit scheme needs "
-                         f"dt (4 eps / alpha) |Delta| / (D P_over_D) << 1 in the rich regime; "
-                         f"reduce dt")
+        raise ValueError(f"the iteration diverged (largest step dt={dt!r}): the feature "
+                         f"dynamics need dt (4 eps / alpha) |Delta| / (D P_over_D) << 1 in the "
+                         f"rich regime (with either scheme); reduce dt")
     batched_lam = np.ndim(P_over_D) > 0
     dims = ("alpha", "eps", "target_scale", "P_over_D", "time")
     if not batched_lam:
         stats, dims = {k: v[:, :, :, 0] for k, v in stats.items()}, dims[:3] + dims[4:]
-    time = np.arange(n) * dt
     coords = {"alpha": alphas, "eps": epss, "target_scale": scales, "time": time,
               "step": ("time", time / a["lr_scale"])}
     if batched_lam:
@@ -358,7 +407,8 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
         coords=coords,
         attrs={"theory": "DMFT (D, P -> inf, P/D fixed, N -> inf)", "D": a["D"],
                **({} if batched_lam else {"P_over_D": float(lams[0])}),
-               "lr_scale": a["lr_scale"], "dt": dt, "n_samples": n_samples,
+               "lr_scale": a["lr_scale"], "dt": dt, "scheme": a["scheme"],
+               "grid": "uniform" if uniform else "non-uniform", "n_samples": n_samples,
                "n_response": n_response, "response_sampling": a["response_sampling"],
                "dtype": a["dtype"],
                "bulk_rank": rank,

@@ -56,6 +56,49 @@ def default_dt(t_max: float, D: int, P_over_D) -> float:
     return t_max / max(1, math.ceil(t_max / step - 1e-9))
 
 
+SCHEMES = ("explicit", "implicit")
+FIRST_STEPS_S = 10.0          # the linear fit settles within s ~ 10: the first steps stay fine
+GROWTH = 1.05                 # then each step is at most 5% longer than the one before
+SLOW_DS_PER_ALPHA_OVER_EPS = 0.02   # ... up to ds = 0.02 alpha / eps (the features' time scale)
+
+
+def adaptive_times(t_max: float, D: int, P_over_D, alpha, eps, *,
+                   slow_ds_per_alpha_over_eps: float = SLOW_DS_PER_ALPHA_OVER_EPS,
+                   growth: float = GROWTH) -> np.ndarray:
+    """A non-uniform grid (simulation time, (n,), from 0 to t_max) for `solve(scheme="implicit",
+    times=...)`: fine where the linear fit moves, coarse where only the features do.
+
+    In the theory's time s = t / D: steps of half the explicit stability limit
+    (`default_dt` / D) up to s = FIRST_STEPS_S (the linear fit's transient; its slowest mode
+    relaxes at rate 2 (1 - lam^-1/2)^2), then each step `growth` times the one before, up to
+    ds = slow_ds_per_alpha_over_eps x alpha / eps (smallest alpha, largest eps given: the
+    feature dynamics' rate is (2 eps / alpha) times an O(1) residual average, so this bounds its
+    per-step change by ~4% of an e-fold). The last step is shortened to end at t_max.
+    Past the stability limit only the implicit scheme is stable; the explicit scheme's steps
+    must stay below it (`solve` checks).
+    """
+    t_max = checks.number("t_max", t_max)
+    check_positive_integer("D", D, minimum=2)
+    alpha = float(np.min(checks.values("alpha", alpha)))
+    eps = float(np.max(checks.values("eps", eps, inclusive=True)))
+    slow = checks.number("slow_ds_per_alpha_over_eps", slow_ds_per_alpha_over_eps)
+    growth = checks.number("growth", growth)
+    if growth < 1:
+        raise ValueError(f"growth={growth!r} must be at least 1")
+    s_max = t_max / D
+    first = STABLE_FRACTION * stability_limit_dt(D, P_over_D) / D
+    largest = max(first, slow * alpha / eps) if eps > 0 else float("inf")
+    first = min(first, largest)
+    points, ds = [0.0], first
+    while points[-1] < s_max * (1 - 1e-12):
+        points.append(min(points[-1] + ds, s_max))
+        if points[-1] >= FIRST_STEPS_S:
+            ds = min(ds * growth, largest)
+    if len(points) > 2 and points[-1] - points[-2] < 0.5 * (points[-2] - points[-3]):
+        points[-2] = (points[-1] + points[-3]) / 2   # no sliver of a last step: split evenly
+    return np.asarray(points) * D
+
+
 def iteration_work(n: int, n_samples: int, n_response: int, bulk_rank: int) -> dict:
     """{phase: (flops, bytes)} of one fixed-point iteration for one parameter point, from the
     shapes (n time points, M = n_samples paths, M_R = n_response, r = bulk_rank <= n).
@@ -103,12 +146,13 @@ class Cost(NamedTuple):
 
 def estimate_cost(t_max: float = 10_000.0, dt: float | None = None, *, D: int = 100,
                   P_over_D=5.0, batch: int = 1, n_samples: int = 1000, n_response: int = 64,
-                  bulk_rank: int = 16, anderson: int = 0) -> Cost:
+                  bulk_rank: int = 16, anderson: int = 0, times=None) -> Cost:
     """Memory and time of `dmft.grokking.solve` with these sizes, before anything is allocated.
 
     Args:
-        t_max, dt, D, P_over_D, n_samples, n_response, bulk_rank: as in `solve` (dt=None: the
-            default grid, half the stability limit).
+        t_max, dt, D, P_over_D, n_samples, n_response, bulk_rank, times: as in `solve` (dt=None:
+            the default grid, half the stability limit; `times` given: its length is n, and
+            Cost.dt is its largest step).
         batch: number of (alpha, eps, target_scale, P_over_D) combinations solved together.
         anderson: Anderson history (`solve`'s `anderson`): 2 anderson + 3 more copies of the
             fixed-point state (3 M n + 7 n^2 numbers per batch point) are held.
@@ -116,9 +160,13 @@ def estimate_cost(t_max: float = 10_000.0, dt: float | None = None, *, D: int = 
     Returns:
         Cost(time_points, memory_bytes, seconds_per_iteration, dt).
     """
-    t_max = checks.number("t_max", t_max)
-    dt = default_dt(t_max, D, P_over_D) if dt is None else checks.number("dt", dt)
-    n = int(round(t_max / dt)) + 1
+    if times is not None:
+        times = np.asarray(times, dtype=float)
+        n, dt = times.size, float(np.max(np.diff(times))) if times.size > 1 else 0.0
+    else:
+        t_max = checks.number("t_max", t_max)
+        dt = default_dt(t_max, D, P_over_D) if dt is None else checks.number("dt", dt)
+        n = int(round(t_max / dt)) + 1
     samples, rank = float(n_samples), float(min(bulk_rank, n))
     state = 3 * samples * n + 7.0 * n * n
     memory = 8 * (batch * (samples * n * (4 * rank + 11) + 85.0 * n * n

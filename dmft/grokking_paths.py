@@ -4,14 +4,41 @@ The numerical core of `dmft/grokking.py` (equations G3-G10 of `dmft/README.md`).
 is pure and works on one parameter point; `dmft/grokking.py` vmaps over (alpha, eps, b).
 
 Shapes: n time points, M sample paths, r the rank kept of the bulk field covariance C_g;
-fields a = (h, omega) have a trailing axis of 2. `p` is a dict of scalars: alpha, eps, lam
-(P / D), ds (time step in s = t / D), dim (D), scale (b in y = b z^2).
+fields a = (h, omega) have a trailing axis of 2. `p` is a dict: scalars alpha, eps, lam (P / D),
+dim (D), scale (b in y = b z^2); ds, the time steps in s = t / D (a scalar for a uniform grid or
+(n,) with ds[k] = s_{k+1} - s_k, the last entry unused); and optionally implicit (a Python bool,
+default False).
+
+Time schemes. The spike overlap nu, the bulk columns and A2 are stepped explicitly (forward
+Euler, step ds[k] from s_k to s_{k+1}). The fields a = (h, omega) are stepped explicitly too
+(the force Phi_k acts over [s_k, s_{k+1}], H strictly lower) unless `implicit`: then backward
+Euler (Phi_k acts over [s_{k-1}, s_k], H has its equal-time block and each path solves
+a_k = rhs_k - c_k H_kk Phi(a_k) by Newton's method), which is stable at any step: the linear
+fit's fast modes, rate up to 2 (1 + lam^-1/2)^2, no longer bound ds, only the slow feature
+dynamics' accuracy does (`dmft/README.md`, "Implicit steps and a non-uniform grid").
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+
+NEWTON_STEPS = 6   # per implicit field step; the map is a contraction near the previous step
+
+
+def steps(p, n):
+    """(n,) forward steps ds[k] = s_{k+1} - s_k of the explicit parts (nu, A2, the bulk)."""
+    return jnp.broadcast_to(jnp.asarray(p["ds"]), (n,))
+
+
+def field_weights(p, n):
+    """(n,) c_j = 2 w_j / lam: the weight of the force Phi_j in the fields,
+    a_k = chi_k - sum_j c_j H_kj Phi_j; w_j = ds[j] (explicit) or s_j - s_{j-1} (implicit,
+    w_0 = 0)."""
+    forward = steps(p, n)
+    if p.get("implicit", False):
+        forward = jnp.concatenate([jnp.zeros(1, forward.dtype), forward[:-1]])
+    return 2 * forward / p["lam"]
 
 
 def forces(a, z, nu, m, p):
@@ -34,33 +61,54 @@ def bulk_term(q, z, a2, p):
     return half * ((p["dim"] - 1) / p["dim"] * (q - 1) + z**2 * a2 / p["dim"])
 
 
-def weight_kernel(response, c, lam):
-    """H of eq. (G9) from the averaged response R (n, n, 2, 2); H (n, n, 2, 2), H_kj = 0 for
-    j >= k."""
+def weight_kernel(response, c, lam, implicit=False):
+    """H of eq. (G9) from the averaged response R (n, n, 2, 2); H (n, n, 2, 2).
+
+    c: scalar or (n,) `field_weights`. Explicit: H_{k+1,.} = H_{k,.} + I e_k
+    - c_k lam sum_{l<=k} R_kl H_{l,.}, H_kj = 0 for j >= k. Implicit (backward Euler):
+    (I + c_k lam R_kk) H_{k,.} = H_{k-1,.} + I e_k - c_k lam sum_{l<k} R_kl H_{l,.}, so H has
+    its equal-time blocks H_kk."""
     n = response.shape[0]
+    c = jnp.broadcast_to(jnp.asarray(c), (n,))
     eye = jnp.eye(2)
+    identity = jnp.arange(n)[:, None, None]
 
-    def row(kernel, k):
-        feedback = jnp.einsum("lab,ljbc->jac", response[k], kernel[:n])
-        new = kernel[k] - c * lam * feedback + jnp.where(jnp.arange(n)[:, None, None] == k,
-                                                         eye, 0.0)
-        return kernel.at[k + 1].set(new), None
+    if not implicit:
+        def row(kernel, k):
+            feedback = jnp.einsum("lab,ljbc->jac", response[k], kernel[:n])
+            new = kernel[k] - c[k] * lam * feedback + jnp.where(identity == k, eye, 0.0)
+            return kernel.at[k + 1].set(new), None
 
-    kernel, _ = jax.lax.scan(row, jnp.zeros((n + 1, n, 2, 2)), jnp.arange(n))
-    return kernel[:n]
+        kernel, _ = jax.lax.scan(row, jnp.zeros((n + 1, n, 2, 2)), jnp.arange(n))
+        return kernel[:n]
+
+    def implicit_row(carry, k):
+        kernel, previous = carry
+        # rows l >= k of `kernel` are still zero: the sum runs over l < k
+        feedback = jnp.einsum("lab,ljbc->jac", response[k], kernel)
+        right = previous + jnp.where(identity == k, eye, 0.0) - c[k] * lam * feedback
+        new = jnp.einsum("ab,jbc->jac", jnp.linalg.inv(eye + c[k] * lam * response[k, k]),
+                         right)
+        return (kernel.at[k].set(new), new), None
+
+    (kernel, _), _ = jax.lax.scan(implicit_row, (jnp.zeros((n, n, 2, 2)),
+                                                 jnp.zeros((n, 2, 2))), jnp.arange(n))
+    return kernel
 
 
 def bulk_kernel(response, c, lam):
     """(H_g (n, n) strictly lower, A (n,)) of eq. (G9b) from the bulk response R_g (n, n).
 
-    theta_{k+1} = theta_k - c [eta_k + lam sum_{l<=k} R_g[k, l] theta_l]: H_g is the response
-    to the force eta and A the propagation of the initial condition (A_0 = 1)."""
+    theta_{k+1} = theta_k - c_k [eta_k + lam sum_{l<=k} R_g[k, l] theta_l] (c scalar or (n,),
+    2 ds[k] / lam): H_g is the response to the force eta (theta_k = -sum_j c_j H_g[k, j] eta_j
+    + ...) and A the propagation of the initial condition (A_0 = 1)."""
     n = response.shape[0]
+    c = jnp.broadcast_to(jnp.asarray(c), (n,))
     # column n carries the initial condition: A_k = kernel[k, n]
     start = jnp.zeros((n + 1, n + 1)).at[0, n].set(1.0)
 
     def row(kernel, k):
-        new = kernel[k] - c * lam * response[k] @ kernel[:n]
+        new = kernel[k] - c[k] * lam * response[k] @ kernel[:n]
         new = new + (jnp.arange(n + 1) == k)
         return kernel.at[k + 1].set(new), None
 
@@ -81,26 +129,29 @@ def low_rank_factor(covariance, rank):
 
 def spike_seed_variance(xi, rho, ds, p):
     """A2_k = D mean_j a_j(s_k)^2 of eq. (G7b): the bulk columns' components along beta_hat,
-    a_{k+1} = (1 - ds rho_k) a_k - ds (2 eps / alpha) xi_k with D E[xi_k xi_l] = Xi_kl."""
+    a_{k+1} = (1 - ds_k rho_k) a_k - ds_k (2 eps / alpha) xi_k with D E[xi_k xi_l] = Xi_kl
+    (ds scalar or (n,))."""
     n = rho.shape[0]
+    ds = jnp.broadcast_to(jnp.asarray(ds), (n,))
 
     def step(w, k):
-        new = (1 - ds * rho[k]) * w + (jnp.arange(n) == k)
+        new = (1 - ds[k] * rho[k]) * w + (jnp.arange(n) == k)
         return new, w
 
     _, weights = jax.lax.scan(step, jnp.zeros(n), jnp.arange(n))      # row k: K_k,l for l<k
-    gain = (2 * p["eps"] / p["alpha"] * ds) ** 2
-    return gain * jnp.einsum("kl,lj,kj->k", weights, xi, weights)
+    weights = weights * (2 * p["eps"] / p["alpha"] * ds)[None, :]
+    return jnp.einsum("kl,lj,kj->k", weights, xi, weights)
 
 
 def bulk_rows(factor, bulk, deltas, p, chunk=128):
     """Y = L F (M, n, r) for given residual paths Delta (M, n): the bulk field factor of every
     path, L = (1 + c_g H_g diag(Delta))^{-1}, by triangular solves in chunks of paths."""
-    c_bulk = 2 * p["ds"] / p["lam"] * p["eps"] / p["alpha"]
-    eye = jnp.eye(bulk.shape[0])
+    n = bulk.shape[0]
+    c_bulk = 2 * steps(p, n) / p["lam"] * p["eps"] / p["alpha"]
+    eye = jnp.eye(n)
 
     def one(delta):
-        return jax.scipy.linalg.solve_triangular(eye + c_bulk * bulk * delta[None, :], factor,
+        return jax.scipy.linalg.solve_triangular(eye + bulk * (c_bulk * delta)[None, :], factor,
                                                  lower=True)
 
     count, n = deltas.shape
@@ -129,9 +180,11 @@ def paths(chi, z, kernel, bulk, factor, a2, p, nu_fixed=None, perturbation=None,
         bulk field factor Y (M, n, r) with E[g_k g_l] = Y_k . Y_l on each path.
     """
     n_samples, n = z.shape[0], chi.shape[1]
-    alpha, eps, ds = p["alpha"], p["eps"], p["ds"]
-    c = 2 * ds / p["lam"]
-    c_bulk = c * eps / alpha
+    alpha, eps = p["alpha"], p["eps"]
+    ds = steps(p, n)
+    weighted_kernel = kernel * field_weights(p, n)[None, :, None, None]      # H_kj c_j
+    c_bulk = 2 * ds / p["lam"] * eps / alpha
+    implicit = p.get("implicit", False)
     if perturbation is None:
         perturbation = jnp.zeros_like(chi)
 
@@ -143,15 +196,19 @@ def paths(chi, z, kernel, bulk, factor, a2, p, nu_fixed=None, perturbation=None,
         history, deltas, marched, nu = carry
         if nu_fixed is not None:
             nu = nu_fixed[k]
-        a = chi[:, k] + perturbation[:, k] - c * jnp.einsum("jab,mjb->ma", kernel[k], history)
+        # history holds Phi_j for j < k only: the sum is over the past
+        a = chi[:, k] + perturbation[:, k] - jnp.einsum("jab,mjb->ma", weighted_kernel[k],
+                                                        history)
         if given:
             variance = variances[:, k]
         else:
-            row = factor[k] - c_bulk * jnp.einsum("l,ml,mlr->mr", bulk[k], deltas, marched)
+            row = factor[k] - jnp.einsum("l,ml,mlr->mr", c_bulk * bulk[k], deltas, marched)
             marched, variance = marched.at[:, k].set(row), jnp.sum(row**2, axis=-1)
         m = bulk_term(variance, z, a2[k], p)
+        if implicit:
+            a = implicit_fields(a, weighted_kernel[k, k], z, nu, m, p)
         delta, g, phi = forces(a, z, nu, m, p)
-        new_nu = nu - ds * 2 * eps / alpha * jnp.mean(delta * z * g)
+        new_nu = nu - ds[k] * 2 * eps / alpha * jnp.mean(delta * z * g)
         carry = (history.at[:, k].set(phi), deltas.at[:, k].set(delta), marched, new_nu)
         return carry, (delta, nu, a, m)
 
@@ -160,6 +217,25 @@ def paths(chi, z, kernel, bulk, factor, a2, p, nu_fixed=None, perturbation=None,
              1 / jnp.sqrt(p["dim"]))
     (history, _, marched, _), (delta, nu, a, m) = jax.lax.scan(step, start, jnp.arange(n))
     return history, delta.T, nu, jnp.swapaxes(a, 0, 1), m.T, rows if given else marched
+
+
+def implicit_fields(rhs, coupling, z, nu, m, p):
+    """Fields a (M, 2) solving a + coupling Phi(a) = rhs on every path (the backward Euler
+    step; coupling = c_k H_kk (2, 2)), by NEWTON_STEPS Newton steps from a = rhs.
+
+    At the fixed point the step is exact whatever the number of Newton steps' start; the
+    Jacobian is I + coupling dPhi/da (2 x 2 per path)."""
+    def one(rhs_1, z_1, m_1):
+        def residual(a):
+            return a + coupling @ forces(a, z_1, nu, m_1, p)[2] - rhs_1
+
+        def newton(a, _):
+            return a - jnp.linalg.solve(jax.jacfwd(residual)(a), residual(a)), None
+
+        a, _ = jax.lax.scan(newton, rhs_1, None, length=NEWTON_STEPS)
+        return a
+
+    return jax.vmap(one)(rhs, z, m)
 
 
 def _local(a, m, z, nu, p):
@@ -196,24 +272,38 @@ def path_response(a, m, delta, rows, z, nu, kernel, bulk, p):
     """
     n = a.shape[0]
     alpha, eps, dim = p["alpha"], p["eps"], p["dim"]
-    c = 2 * p["ds"] / p["lam"]
-    c_bulk = c * eps / alpha
+    c_bulk = 2 * steps(p, n) / p["lam"] * eps / alpha
+    weighted_kernel = kernel * field_weights(p, n)[None, :, None, None]      # H_kj c_j
     eye = jnp.eye(n)
-    propagator = jax.scipy.linalg.solve_triangular(eye + c_bulk * bulk * delta[None, :], eye,
+    propagator = jax.scipy.linalg.solve_triangular(eye + bulk * (c_bulk * delta)[None, :], eye,
                                                    lower=True)
-    memory = (alpha * eps * (dim - 1) / dim * c_bulk) * (propagator @ bulk) * (rows @ rows.T)
+    memory = (alpha * eps * (dim - 1) / dim) * (propagator @ (bulk * c_bulk[None, :])) * (
+        rows @ rows.T)
     absorbed = eye - jax.scipy.linalg.solve_triangular(eye + memory, eye, lower=True)
     local = jax.vmap(jax.jacfwd(_local, argnums=(0, 1)), (0, 0, None, 0, None))
     (jac_phi_a, jac_phi_m), (jac_delta_a, _) = local(a, m, z, nu, p)
     full = (jnp.einsum("kab,kl->kalb", jac_phi_a, eye)
             - jnp.einsum("ka,kl,lb->kalb", jac_phi_m, absorbed, jac_delta_a))
     full = full.reshape(2 * n, 2 * n)
-    # H Jt through Jt's structure, block-diagonal minus e A d (rank 1 per time pair):
+    # c H Jt through Jt's structure, block-diagonal minus e A d (rank 1 per time pair):
     # 4 n^3 flops instead of the 16 n^3 of the dense (2n x 2n) product
-    through_memory = jnp.einsum("kjac,jc,jl->kal", kernel, jac_phi_m, absorbed)
-    product = (jnp.einsum("klac,lcb->kalb", kernel, jac_phi_a)
+    through_memory = jnp.einsum("kjac,jc,jl->kal", weighted_kernel, jac_phi_m, absorbed)
+    product = (jnp.einsum("klac,lcb->kalb", weighted_kernel, jac_phi_a)
                - jnp.einsum("kal,lb->kalb", through_memory, jac_delta_a))
-    closed = jnp.eye(2 * n) + c * product.reshape(2 * n, 2 * n)
-    response = jax.scipy.linalg.solve_triangular(closed.T, full.T, lower=False).T
+    closed = jnp.eye(2 * n) + product.reshape(2 * n, 2 * n)
+    if not p.get("implicit", False):
+        # H is strictly lower: `closed` is unit lower triangular
+        response = jax.scipy.linalg.solve_triangular(closed.T, full.T, lower=False).T
+    else:
+        # equal-time blocks I + c_k H_kk J_kk: closed = B U with B block-diagonal and U unit
+        # lower triangular, so R = Jt closed^-1 = (Jt U^-1) B^-1
+        blocks = closed.reshape(n, 2, n, 2)[jnp.arange(n), :, jnp.arange(n), :]     # (n, 2, 2)
+        inverse = jnp.linalg.inv(blocks)
+        unit = jnp.einsum("kab,kblc->kalc", inverse, closed.reshape(n, 2, n, 2))
+        unit = unit.reshape(2 * n, 2 * n)
+        response = jax.scipy.linalg.solve_triangular(unit.T, full.T, lower=False,
+                                                     unit_diagonal=True).T
+        response = jnp.einsum("kalb,lbc->kalc", response.reshape(n, 2, n, 2), inverse)
+        response = response.reshape(2 * n, 2 * n)
     return (jnp.transpose(response.reshape(n, 2, n, 2), (0, 2, 1, 3)),
             eps / alpha * delta[:, None] * propagator)

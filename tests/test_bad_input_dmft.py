@@ -14,6 +14,7 @@ NAN, INF = float("nan"), float("inf")
 EYE2, EYE3 = np.eye(2), np.eye(3)
 SOLVE = {"alpha": 1.0, "eps": 0.1, "P_over_D": 3.0, "t_max": 100.0, "dt": 5.0, "D": 20,
          "n_samples": 200, "n_response": 4, "progress": False}
+ADAPTIVE = {"t_max": 1000.0, "D": 30, "P_over_D": 3.0, "alpha": 1.0, "eps": 0.05}
 CURVES = {"kernel_train": EYE3, "kernel_test_train": np.ones((1, 3)), "y_train": np.ones(3),
           "y_test": np.ones(1), "steps": [1], "learning_rate": 0.1}
 ODE = {"lr": 0.5, "Q": EYE2, "R": EYE2, "T": EYE2, "t_max": 1.0, "dt": 0.1}
@@ -88,6 +89,13 @@ CASES = {
                                       {"P_over_D": 0.0}, ValueError, r"P_over_D=0"),
     "default dt t_max nan": (grokking.default_dt, {"D": 100, "P_over_D": 5.0},
                              {"t_max": NAN}, ValueError, r"t_max=nan"),
+    "adaptive times alpha zero": (grokking.adaptive_times, ADAPTIVE, {"alpha": 0.0},
+                                  ValueError, r"alpha=0"),
+    "adaptive times t_max nan": (grokking.adaptive_times, ADAPTIVE, {"t_max": NAN},
+                                 ValueError, r"t_max=nan"),
+    "adaptive times D one": (grokking.adaptive_times, ADAPTIVE, {"D": 1}, ValueError, r"D=1"),
+    "solve times nan": (grokking.solve, SOLVE, {"times": [0.0, NAN, 2.0], "dt": None}, ValueError,
+                        r"times has 1 NaN"),
     "curves kernel_train nan": (kernel.learning_curves, CURVES,
                                 {"kernel_train": _nan_at(EYE3)}, ValueError,
                                 r"kernel_train has 1 NaN"),

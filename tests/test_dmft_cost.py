@@ -3,6 +3,7 @@ the grid `lazyrich compare` chooses for it (lazyrich/views/theory.py)."""
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from dmft import grokking
@@ -52,7 +53,9 @@ def test_compare_grid_is_set_in_theory_time():
     was OOM-killed at 18 GB) stops at s ~ 100 and needs a few GiB, not 18."""
     for dim, P in ((100, 550), (40, 200), (400, 2000)):
         scalars = {"steps": 20_000, "lr_scale": 0.5, "D": dim, "P": P}
-        t_end, dt, note = dmft_grid(scalars)
+        grid = dmft_grid(scalars)
+        t_end, dt, note = grid.t_end, grid.dt, grid.note
+        assert grid.scheme == "explicit"
         limit = grokking.stability_limit_dt(dim, P / dim)
         assert dt <= 0.5 * limit + 1e-9 and dt / dim > 0.2
         points = round(t_end / dt) + 1
@@ -90,16 +93,35 @@ def test_each_alpha_gets_the_grid_its_dynamics_needs():
     scalars = {"steps": 60_000, "lr_scale": 0.5, "D": 100, "P": 450, "eps": 0.02}
     alphas = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
     grids = dmft_grids(scalars, alphas, max_points=1400)
-    assert sorted(a for group, *_ in grids for a in group) == alphas
-    by_alpha = {a: (t_end, dt) for group, t_end, dt, _ in grids for a in group}
-    assert by_alpha[0.125][1] == pytest.approx(0.02 * 0.125 / 0.02 * 100)
-    assert by_alpha[0.125][0] == pytest.approx(4000.0)                  # s = 40
-    assert by_alpha[0.25][1] > 1.8 * by_alpha[0.125][1]
-    assert by_alpha[0.25][0] < by_alpha[0.5][0] < by_alpha[1.0][0] < 30_000
-    lazy = [group for group, t_end, _, _ in grids if t_end == pytest.approx(30_000)]
+    assert sorted(a for group, _ in grids for a in group) == alphas
+    by_alpha = {a: grid for group, grid in grids for a in group}
+    assert by_alpha[0.125].dt == pytest.approx(0.02 * 0.125 / 0.02 * 100)
+    assert by_alpha[0.125].t_end == pytest.approx(4000.0)                  # s = 40
+    assert by_alpha[0.25].dt > 1.8 * by_alpha[0.125].dt
+    assert by_alpha[0.25].t_end < by_alpha[0.5].t_end < by_alpha[1.0].t_end < 30_000
+    lazy = [group for group, grid in grids if grid.t_end == pytest.approx(30_000)]
     assert lazy == [[2.0, 4.0, 8.0]]
-    for _group, t_end, dt, note in grids:
-        assert round(t_end / dt) + 1 <= 1400 and "stops at" not in note
+    for _group, grid in grids:
+        assert grid.scheme == "explicit" and grid.times.size <= 1400
+        assert "stops at" not in grid.note
     readme = {"steps": 20_000, "lr_scale": 0.5, "D": 100, "P": 550, "eps": 0.02}
-    [(group, t_end, dt, _)] = dmft_grids(readme, [1.0, 8.0, 64.0])
-    assert group == [1.0, 8.0, 64.0] and (t_end, dt) == dmft_grid(readme)[:2]
+    [(group, grid)] = dmft_grids(readme, [1.0, 8.0, 64.0])
+    assert group == [1.0, 8.0, 64.0] and grid.scheme == "explicit"
+    np.testing.assert_array_equal(grid.times, dmft_grid(readme).times)
+
+
+def test_past_the_point_cap_the_grid_is_non_uniform_and_implicit():
+    """At the paper's settings with the default cap (420 points) the alphas whose uniform grid
+    would not fit get `adaptive_times` stepped implicitly and cover the whole run (they used to
+    stop at s ~ 100 of 300); the rich ones keep their uniform explicit grid; every grid fits."""
+    scalars = {"steps": 60_000, "lr_scale": 0.5, "D": 100, "P": 450, "eps": 0.02}
+    alphas = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
+    by_alpha = {a: grid for group, grid in dmft_grids(scalars, alphas) for a in group}
+    assert by_alpha[0.125].scheme == "explicit"
+    for alpha in (1.0, 2.0, 4.0, 8.0):
+        grid = by_alpha[alpha]
+        assert grid.scheme == "implicit" and "non-uniform" in grid.note
+        assert grid.times.size <= MAX_DMFT_POINTS and "stops at" not in grid.note
+        assert grid.dt == pytest.approx(max(0.02 * alpha / 0.02, grid.times[1] / 100) * 100)
+    assert by_alpha[8.0].t_end == pytest.approx(30_000.0)
+    assert by_alpha[8.0].times.size < by_alpha[2.0].times.size < 420

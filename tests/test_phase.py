@@ -99,10 +99,11 @@ def test_dmft_half_times_follow_each_alphas_grid():
     times = dmft_half_times(scalars, [0.05, 1.0], 1.0, max_points=61, n_samples=64,
                             progress=False)
     assert list(times.alpha.values) == [0.05, 1.0]
-    t_end, dt, _ = dmft_grid(scalars, 61, alpha=0.05)
-    assert dt < dmft_grid(scalars, 61, alpha=1.0)[1]
-    direct = solve(0.05, 0.1, 5.0, 1.0, t_end, dt, D=10, target_scale=1.0, tol=1e-5,
-                   progress=False, n_samples=64, n_response=32).isel(eps=0, target_scale=0)
+    grid = dmft_grid(scalars, 61, alpha=0.05)
+    assert grid.dt < dmft_grid(scalars, 61, alpha=1.0).dt
+    direct = solve(0.05, 0.1, 5.0, 1.0, D=10, times=grid.times, scheme=grid.scheme,
+                   target_scale=1.0, tol=1e-5, progress=False, n_samples=64,
+                   n_response=32).isel(eps=0, target_scale=0)
     expected = grokking_times(direct.isel(alpha=0), floor=0.0)
     assert np.isfinite(times.t_half_test.sel(alpha=0.05))
     np.testing.assert_allclose(times.t_half_test.sel(alpha=0.05), expected.t_half_test)

@@ -7,6 +7,9 @@ import `dmft`; the simulator's own modules never do.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
+
+import numpy as np
 
 
 def teacher_scales(ds) -> list[float]:
@@ -16,7 +19,6 @@ def teacher_scales(ds) -> list[float]:
     theory's target scale matches each seed (|beta|^2 / D scatters by sqrt(2 / D) around 1, and
     the loss plateau scales as b^2)."""
     import jax
-    import numpy as np
 
     from lazyrich.experiments import get_experiment
 
@@ -42,25 +44,47 @@ SETTLED_GROKKING_TIMES = 8          # a theory curve is followed to 8x the close
 SETTLED_MIN_S = 40.0                # ... and to at least s = t / D = 40
 
 
+class DmftGrid(NamedTuple):
+    """One DMFT time grid: its points (simulation time, (n,), from 0), the scheme that steps it
+    (`dmft.grokking.solve`'s `scheme`) and a one-line description for the user."""
+
+    times: np.ndarray
+    scheme: str
+    note: str
+
+    @property
+    def t_end(self) -> float:
+        return float(self.times[-1])
+
+    @property
+    def dt(self) -> float:
+        """The largest step."""
+        return float(np.max(np.diff(self.times)))
+
+
 def dmft_grid(scalars: dict, max_points: int = MAX_DMFT_POINTS,
-              alpha: float | None = None) -> tuple[float, float, str]:
-    """(t_end, dt, note): the DMFT's time grid for a sweep with these scalar parameters.
+              alpha: float | None = None) -> DmftGrid:
+    """The DMFT's time grid for a sweep with these scalar parameters.
 
     The spacing is set in the theory's own time s = t / D: half the explicit scheme's stability
     limit ds < 1 / (1 + (P/D)^-1/2)^2 (`dmft.grokking.default_dt`), at least MIN_DMFT_POINTS
     points over the run. The number of points is then the run's horizon in that unit,
     steps x lr_scale / D / ds: a smaller D means a longer run in theory time, not a finer
-    spacing. Past `max_points` (cost grows as n^3) the theory stops early and `note` says where.
+    spacing.
 
     With `alpha` given the grid is that output scale's own: in the rich regime the explicit
     scheme also needs ds (eps / alpha) small (ds <= RICH_DS_PER_ALPHA_OVER_EPS alpha / eps; the
     default grid diverged at alpha = 1/8, eps = 0.02 and at alpha = 1/4, eps = 0.05), and a rich
     run's curves have settled long before a lazy run's horizon, so the theory follows them to
     max(SETTLED_GROKKING_TIMES x the closed-form grokking time (`dmft.grokking_scaling`, S7),
-    s = SETTLED_MIN_S) and no further.
+    s = SETTLED_MIN_S) and no further. If that uniform grid would have more than `max_points`
+    points (cost grows as n^3), the grid is `dmft.grokking.adaptive_times` (steps growing from
+    the same fine start to 0.02 alpha / eps once the linear fit has settled) stepped by the
+    implicit scheme, stable at any step (dmft/README.md), if that fits; otherwise the
+    theory stops early on the uniform grid and the note says where.
     """
-    from dmft.grokking import default_dt
-    from dmft.grokking_cost import STABLE_FRACTION, stability_limit_dt
+    from dmft.grokking import adaptive_times, default_dt
+    from dmft.grokking_cost import SLOW_DS_PER_ALPHA_OVER_EPS, STABLE_FRACTION, stability_limit_dt
 
     t_max, dim = scalars["steps"] * scalars["lr_scale"], scalars["D"]
     lam = scalars["P"] / dim
@@ -78,18 +102,31 @@ def dmft_grid(scalars: dict, max_points: int = MAX_DMFT_POINTS,
         dt = t_run / math.ceil(t_run / rich_dt)
     spacing = ("half its stability limit" if not rich else
                f"ds <= {RICH_DS_PER_ALPHA_OVER_EPS:g} alpha / eps in the rich regime")
-    note = (f"DMFT grid dt={dt:.4g} (ds = dt / D = {dt / dim:.3g} in the theory's time s = t / D,"
-            f" {spacing}) over t <= {t_run:.6g} (s <= {t_run / dim:.4g}){why}")
-    if round(t_run / dt) + 1 <= max_points:
-        return t_run, dt, note
+    count = round(t_run / dt) + 1
+    if count <= max_points:
+        return DmftGrid(np.arange(count) * dt, "explicit",
+                        f"DMFT grid dt={dt:.4g} (ds = dt / D = {dt / dim:.3g} in the theory's "
+                        f"time s = t / D, {spacing}) over t <= {t_run:.6g} (s <= "
+                        f"{t_run / dim:.4g}){why}")
+    if alpha is not None:
+        times = adaptive_times(t_run, dim, lam, alpha, scalars["eps"])
+        if times.size <= max_points:
+            steps = np.diff(times) / dim
+            return DmftGrid(times, "implicit", (
+                f"non-uniform DMFT grid, implicit scheme: ds = {steps[0]:.3g} .. "
+                f"{steps.max():.3g} in the theory's time s = t / D (fine while the linear fit "
+                f"settles, then up to {SLOW_DS_PER_ALPHA_OVER_EPS:g} alpha / eps), "
+                f"{times.size} points over t <= {t_run:.6g} (s <= {t_run / dim:.4g}){why}"))
     if not rich:
         dt = STABLE_FRACTION * stability_limit_dt(dim, lam)
-    t_end = (max_points - 1) * dt
-    return t_end, dt, (f"DMFT grid dt={dt:.4g} (ds = {dt / dim:.3g}, {spacing} in the theory's "
-                       f"time s = t / D), {max_points} points: the theory stops at "
-                       f"t={t_end:.4g} (s={t_end / dim:.4g}) of the simulation's t={t_max:g} "
-                       f"(s={t_max / dim:.4g}); its cost grows as n^3: raise `--theory-points` "
-                       f"(`max_points=`) to cover the whole run")
+    times = np.arange(max_points) * dt
+    grid, scheme = (f"DMFT grid dt={dt:.4g} (ds = {dt / dim:.3g}, {spacing} in the theory's "
+                    f"time s = t / D)"), "explicit"
+    t_end = float(times[-1])
+    return DmftGrid(times, scheme, (
+        f"{grid}, {max_points} points: the theory stops at t={t_end:.4g} "
+        f"(s={t_end / dim:.4g}) of the simulation's t={t_max:g} (s={t_max / dim:.4g}); its "
+        f"cost grows as n^3: raise `--theory-points` (`max_points=`) to cover the whole run"))
 
 
 def _settled_time(alpha: float, eps: float, lam: float, dim: int) -> float:
@@ -106,14 +143,15 @@ def _settled_time(alpha: float, eps: float, lam: float, dim: int) -> float:
     return max(SETTLED_GROKKING_TIMES * t_grok, SETTLED_MIN_S * dim)
 
 
-def dmft_grids(scalars: dict, alphas, max_points: int = MAX_DMFT_POINTS) -> list[tuple]:
-    """[(alphas, t_end, dt, note)]: each alpha's grid (`dmft_grid(alpha=)`), alphas that share a
-    grid grouped so that they are solved together (one compilation, vmapped)."""
+def dmft_grids(scalars: dict, alphas, max_points: int = MAX_DMFT_POINTS
+               ) -> list[tuple[list[float], DmftGrid]]:
+    """[(alphas, grid)]: each alpha's grid (`dmft_grid(alpha=)`), alphas that share a grid
+    grouped so that they are solved together (one compilation, vmapped)."""
     groups: dict[tuple, list] = {}
     for alpha in alphas:
-        t_end, dt, note = dmft_grid(scalars, max_points, alpha=float(alpha))
-        key = (round(t_end, 9), round(dt, 12))
-        groups.setdefault(key, [[], t_end, dt, note])[0].append(float(alpha))
+        grid = dmft_grid(scalars, max_points, alpha=float(alpha))
+        key = (grid.scheme, grid.times.size, round(grid.t_end, 9), round(grid.dt, 12))
+        groups.setdefault(key, [[], grid])[0].append(float(alpha))
     return [tuple(group) for group in groups.values()]
 
 
@@ -127,15 +165,15 @@ def _solved_per_grid(scalars: dict, alphas, scales, max_points: int, n_samples: 
 
     lam = scalars["P"] / scalars["D"]
     sizes = {"n_samples": n_samples, "n_response": 32}
-    for group, t_end, dt, note in dmft_grids(scalars, alphas, max_points):
-        cost = estimate_cost(t_end, dt, D=scalars["D"], P_over_D=lam,
-                             batch=len(group) * len(scales), **sizes)
+    for group, grid in dmft_grids(scalars, alphas, max_points):
+        cost = estimate_cost(D=scalars["D"], P_over_D=lam, batch=len(group) * len(scales),
+                             times=grid.times, **sizes)
         # with a progress bar, `solve` prints the same cost line itself
-        print(f"{note}; alpha {', '.join(f'{a:g}' for a in group)} x {len(scales)} teacher "
-              f"scale(s)" + ("" if progress else f": {cost}"), file=sys.stderr)
-        theory = solve(group, scalars["eps"], lam, scalars["lr_scale"], t_end, dt,
-                       D=scalars["D"], target_scale=list(scales), tol=1e-5, progress=progress,
-                       **sizes)
+        print(f"{grid.note}; alpha {', '.join(f'{a:g}' for a in group)} x {len(scales)} "
+              f"teacher scale(s)" + ("" if progress else f": {cost}"), file=sys.stderr)
+        theory = solve(group, scalars["eps"], lam, scalars["lr_scale"], D=scalars["D"],
+                       times=grid.times, scheme=grid.scheme, target_scale=list(scales),
+                       tol=1e-5, progress=progress, **sizes)
         yield theory.isel(eps=0).mean("target_scale")
 
 
@@ -151,7 +189,6 @@ def dmft_curves(ds, scalars: dict, max_points: int = MAX_DMFT_POINTS,
         Dataset over (alpha, time) on the union of the grids; a curve is NaN past its own grid's
         end (a rich run's theory stops once its curves have settled, see `dmft_grid`).
     """
-    import numpy as np
     import xarray as xr
 
     alphas = ds["alpha"].values if "alpha" in ds.dims else [ds.attrs["alpha"]]
