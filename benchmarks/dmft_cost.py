@@ -15,6 +15,7 @@ seed-mean test loss, its grokking time and its train-to-test delay against that 
 
     python benchmarks/dmft_cost.py [--points 337] [--samples 1000] [--response 64] [--rank 48]
         [--dims 100 200] [--solve anderson=5 n_samples=400 ...] [--skip-phases]
+        [--grid uniform adaptive]
 """
 
 from __future__ import annotations
@@ -140,9 +141,11 @@ def _teacher_scales(seeds, dim: int, P: int) -> list[float]:
                                     np.float64) ** 2) / dim) for s in seeds]
 
 
-def side_by_side(dim: int, settings: dict, seeds: int = 8) -> dict:
+def side_by_side(dim: int, settings: dict, seeds: int = 8, grid: str = "uniform") -> dict:
     """Wall seconds of the 8-seed N -> infinity simulation and of one DMFT solve at D = dim
-    (P = 5 D, alpha = 1, eps = 0.02, t_max = 80 D), and the theory's errors against it."""
+    (P = 5 D, alpha = 1, eps = 0.02, t_max = 80 D), and the theory's errors against it.
+    grid "adaptive": `grokking.adaptive_times` with the implicit scheme instead of the default
+    uniform grid."""
     import lazyrich
 
     lr_scale, t_max = dim / 20, 80.0 * dim
@@ -152,9 +155,12 @@ def side_by_side(dim: int, settings: dict, seeds: int = 8) -> dict:
                          seed=list(range(seeds)), progress=False)
     simulated_seconds = time.perf_counter() - start
     scale = float(np.mean(_teacher_scales(range(seeds), dim, 5 * dim)))
+    horizon = ({"t_max": t_max} if grid == "uniform" else
+               {"times": grokking.adaptive_times(t_max, dim, 5.0, 1.0, 0.02),
+                "scheme": "implicit"})
     start = time.perf_counter()
-    theory = grokking.solve(1.0, 0.02, 5.0, lr_scale, t_max=t_max, D=dim, target_scale=scale,
-                            progress=False, **settings)
+    theory = grokking.solve(1.0, 0.02, 5.0, lr_scale, D=dim, target_scale=scale,
+                            progress=False, **{**horizon, **settings})
     theory_seconds = time.perf_counter() - start
     t = sim.time.values
     sim_test = sim.test_loss_population.mean("seed").values
@@ -178,6 +184,10 @@ def main() -> None:
     parser.add_argument("--solve", nargs="*", default=[],
                         help="solve settings as name=value (e.g. anderson=0 bulk_rank=16)")
     parser.add_argument("--skip-phases", action="store_true")
+    parser.add_argument("--grid", choices=("uniform", "adaptive"), nargs="+",
+                        default=["uniform"], help="the DMFT's time grid(s) in the side by side: "
+                        "uniform (default_dt, explicit) and/or adaptive (adaptive_times, "
+                        "implicit)")
     args = parser.parse_args()
     if not args.skip_phases:
         print_phases(args.points, args.samples, args.response, args.rank)
@@ -185,14 +195,15 @@ def main() -> None:
     if args.dims:
         print(f"side by side, solve settings {settings or 'defaults'}; errors against the "
               f"simulation's seed mean (grok, delay: relative)")
-        print(f"{'D':>4} {'sim s':>7} {'theory s':>9} {'ratio':>6} {'iters':>5} {'n':>4} "
-              f"{'test L2':>8} {'grok':>7} {'delay':>7}")
+        print(f"{'D':>4} {'grid':>8} {'sim s':>7} {'theory s':>9} {'ratio':>6} {'iters':>5} "
+              f"{'n':>4} {'test L2':>8} {'grok':>7} {'delay':>7}")
     for dim in args.dims:
-        row = side_by_side(dim, settings)
-        print(f"{row['D']:>4} {row['sim s']:>7.1f} {row['theory s']:>9.1f} "
-              f"{row['theory s'] / row['sim s']:>6.2f} {row['iterations']:>5} "
-              f"{row['points']:>4} {row['test L2']:>8.1%} {row['grok']:>+7.1%} "
-              f"{row['delay']:>+7.1%}", flush=True)
+        for grid in args.grid:
+            row = side_by_side(dim, settings, grid=grid)
+            print(f"{row['D']:>4} {grid:>8} {row['sim s']:>7.1f} {row['theory s']:>9.1f} "
+                  f"{row['theory s'] / row['sim s']:>6.2f} {row['iterations']:>5} "
+                  f"{row['points']:>4} {row['test L2']:>8.1%} {row['grok']:>+7.1%} "
+                  f"{row['delay']:>+7.1%}", flush=True)
 
 
 if __name__ == "__main__":

@@ -43,9 +43,11 @@ def _eta_seconds(residuals: list[float], tol: float, seconds_per_iteration: floa
 
 
 def format_seconds(seconds: float) -> str:
-    """75 -> '75 s', 600 -> '10.0 min', 36000 -> '10.0 h'."""
+    """0.23 -> '0.2 s', 75 -> '75 s', 600 -> '10.0 min', 36000 -> '10.0 h'."""
     if not math.isfinite(seconds):
         return "?"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     if seconds < 120:
         return f"{seconds:.0f} s"
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"

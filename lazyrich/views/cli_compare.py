@@ -34,8 +34,9 @@ def compare_command(argv: Sequence[str]) -> int:
         parser.add_argument("--theory-points", type=int, default=MAX_DMFT_POINTS,
                             metavar="N",
                             help=f"most time points of the DMFT's grid (default "
-                                 f"{MAX_DMFT_POINTS}); its cost grows as N^3, and past N the "
-                                 f"theory stops early and says where")
+                                 f"{MAX_DMFT_POINTS}); its cost grows as N^3: past N the "
+                                 f"theory takes a non-uniform grid with implicit steps, and "
+                                 f"if even that does not fit it stops early and says where")
         parser.add_argument("--theory-samples", type=int, default=DMFT_SAMPLES, metavar="M",
                             help=f"Monte Carlo sample paths of the DMFT (default "
                                  f"{DMFT_SAMPLES}); its error falls like 1 / sqrt(M)")
