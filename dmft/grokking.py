@@ -67,6 +67,7 @@ VARIABLES = {
 }
 
 
+DEFAULT_T_MAX = 10_000.0
 DTYPES = ("float64", "float32")
 # float32 resolves relative changes down to ~1e-7: a smaller tol may never be reached
 FLOAT32_MIN_TOL = 1e-6
@@ -220,7 +221,8 @@ def _check_arguments(args: dict) -> dict:
            "target_scale": checks.values("target_scale", args["target_scale"]),
            "P_over_D": checks.values("P_over_D", args["P_over_D"]),
            "lr_scale": checks.number("lr_scale", args["lr_scale"]),
-           "t_max": checks.number("t_max", args["t_max"]),
+           "t_max": (DEFAULT_T_MAX if args["t_max"] is None
+                     else checks.number("t_max", args["t_max"])),
            "damping": checks.number("damping", args["damping"], maximum=1.0),
            "tol": checks.number("tol", args["tol"], inclusive=True)}
     for name, low in (("D", 2), ("n_samples", 8), ("n_response", 1), ("max_iter", 1),
@@ -265,9 +267,11 @@ def _check_arguments(args: dict) -> dict:
 
 def _check_times(out: dict, args: dict, limit: float) -> dict:
     """`out` with the grid `times` (validated: 1-d, finite, from 0, increasing) and dt = its
-    largest step; t_max and dt are then not used (dt must be None)."""
-    if args["dt"] is not None:
-        raise ValueError(f"give either dt={args['dt']!r} or times=, not both")
+    largest step; t_max and dt must then be None (times sets both)."""
+    for name in ("dt", "t_max"):
+        if args[name] is not None:
+            raise ValueError(f"give either {name}={args[name]!r} or times=, not both (times "
+                             f"sets the horizon and the steps)")
     times = checks.finite_array("times", args["times"], ndim=1)
     if times.size < 2 or times[0] != 0 or not np.all(np.diff(times) > 0):
         raise ValueError(f"times must start at 0 and increase strictly, with at least 2 "
@@ -281,7 +285,7 @@ def _check_times(out: dict, args: dict, limit: float) -> dict:
     return out
 
 
-def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
+def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = None,
           dt: float | None = None, *, D: int = 100, target_scale=1.0, n_samples: int = 1000,
           n_response: int = 64, response_sampling: str = "first", bulk_rank: int = 16,
           damping: float = 0.6, anderson: int = 0, tol: float = 1e-6, max_iter: int = 200,
@@ -297,13 +301,14 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float = 10_000.0,
             batched like alpha (then a `P_over_D` dimension of the result).
         lr_scale: the simulation's learning rate per hidden unit; only sets `step` = time /
             lr_scale (gradient flow in time; GD at this lr_scale agrees to O(lr_scale / D)).
-        t_max, dt: horizon and grid spacing in simulation time units (time = step x lr_scale);
-            dt=None takes half the stability limit D / (1 + lam^-1/2)^2 (`default_dt`).
+        t_max, dt: horizon (None: 10,000) and grid spacing in simulation time units (time =
+            step x lr_scale); dt=None takes half the stability limit D / (1 + lam^-1/2)^2
+            (`default_dt`).
         scheme: "explicit" (default; forward Euler, every step below the stability limit) or
             "implicit" (backward Euler for the fields h, omega: stable at any step, so the grid
             follows the slow feature dynamics; dmft/README.md).
         times: (n,) grid in simulation time from 0, increasing, possibly non-uniform
-            (`adaptive_times`); replaces t_max and dt (pass dt=None).
+            (`adaptive_times`); replaces t_max and dt (leave both None).
         D: input dimension; enters only the time unit (s = t / D) and the spike's initial
             overlap nu(0) = 1/sqrt(D) (the grokking time grows like D log D).
         n_samples: Monte Carlo sample paths M; n_response: paths whose exact responses give

@@ -161,8 +161,10 @@ def estimate_cost(t_max: float = 10_000.0, dt: float | None = None, *, D: int = 
         Cost(time_points, memory_bytes, seconds_per_iteration, dt).
     """
     if times is not None:
-        times = np.asarray(times, dtype=float)
-        n, dt = times.size, float(np.max(np.diff(times))) if times.size > 1 else 0.0
+        times = checks.finite_array("times", times, ndim=1)
+        if times.size < 2:
+            raise ValueError(f"times must have at least 2 points; got {times.size}")
+        n, dt = times.size, float(np.max(np.diff(times)))
     else:
         t_max = checks.number("t_max", t_max)
         dt = default_dt(t_max, D, P_over_D) if dt is None else checks.number("dt", dt)

@@ -114,7 +114,7 @@ def test_implicit_path_solves_its_step_and_its_response_is_the_derivative(x64):
     np.testing.assert_allclose(closed[np.arange(n), np.arange(n)], equal_time, atol=1e-12)
 
 
-_RUN = {"t_max": 300.0, "D": 30, "n_samples": 100, "n_response": 8, "tol": 1e-6,
+_RUN = {"t_max": 240.0, "D": 30, "n_samples": 64, "n_response": 8, "tol": 1e-6,
         "progress": False}
 
 
@@ -132,9 +132,9 @@ def fine():
 def test_implicit_scheme_converges_to_the_explicit_one_and_is_stable_past_its_limit(fine):
     """At alpha = 2, eps = 0.05, P/D = 3, D = 30 (stability limit dt < 12.1), test loss against
     the explicit scheme at dt = 1.5: the explicit and implicit schemes at dt = 4 are within 2%
-    (first order; measured 0.3% and 0.65%); the implicit one at dt = 20 (past the limit, where
-    the explicit one is refused) stays finite and within 6% (measured 2.2%); `adaptive_times`
-    (51 points, fewer than the dt = 4 grid's 76) within 2% (measured 0.9%). ~25 s."""
+    (first order; measured 0.45% and 1.1%); the implicit one at dt = 20 (past the limit, where
+    the explicit one is refused) stays finite and within 6% (measured 3.6%); `adaptive_times`
+    (41 points, fewer than the dt = 4 grid's 61) within 2% (measured 1.4%). ~20 s."""
     explicit = grokking.solve(2.0, 0.05, 3.0, dt=4.0, **_RUN)
     implicit = grokking.solve(2.0, 0.05, 3.0, dt=4.0, scheme="implicit", **_RUN)
     assert implicit.attrs["scheme"] == "implicit" and implicit.attrs["grid"] == "uniform"
@@ -153,8 +153,8 @@ def test_implicit_scheme_converges_to_the_explicit_one_and_is_stable_past_its_li
 
 def test_adaptive_times_and_bad_grids_are_refused_naming_the_argument():
     """adaptive_times: from 0 to t_max, fine (half the stability limit) first, steps growing
-    by at most 5% up to 0.02 alpha / eps; `times` with dt, unsorted, not from 0, or with an
-    explicit step past the stability limit is refused naming the argument."""
+    by at most 5% up to 0.02 alpha / eps; `times` with dt or t_max, unsorted, not from 0, too
+    short, or with an explicit step past the stability limit is refused naming the argument."""
     times = grokking.adaptive_times(30000.0, 100, 4.5, 8.0, 0.02)
     steps = np.diff(times) / 100
     assert times[0] == 0 and times[-1] == pytest.approx(30000.0)
@@ -166,6 +166,10 @@ def test_adaptive_times_and_bad_grids_are_refused_naming_the_argument():
     kwargs = {"D": 30, "n_samples": 16, "n_response": 2, "progress": False}
     with pytest.raises(ValueError, match="either dt=.*or times="):
         grokking.solve(1.0, 0.05, 3.0, dt=1.0, times=[0.0, 1.0, 2.0], **kwargs)
+    with pytest.raises(ValueError, match="either t_max=500.*or times="):
+        grokking.solve(1.0, 0.05, 3.0, t_max=500.0, times=[0.0, 1.0, 2.0], **kwargs)
+    with pytest.raises(ValueError, match="times must have at least 2"):
+        grokking.estimate_cost(times=[0.0])
     with pytest.raises(ValueError, match="times must start at 0"):
         grokking.solve(1.0, 0.05, 3.0, times=[1.0, 2.0, 3.0], **kwargs)
     with pytest.raises(ValueError, match="times must start at 0"):
