@@ -106,37 +106,23 @@ def anderson_mix(x, g, history, damping: float, regularization: float = 1e-10):
     return step, (dx_hist, df_hist, x, f, jnp.ones_like(filled))
 
 
-def iterate_to_fixed_point(step: Callable[[Any], tuple[Any, dict]], state: Any,
-                           curves: Callable[[dict], Any], *, damping: float, tol: float,
-                           max_iter: int, progress: bool, what: str, knobs: str,
-                           history: int = 0):
-    """Iterate the map `step` from `state` to its fixed point, Anderson-accelerated.
+_PROGRAMS: dict = {}   # compiled iterations, by (step, curves, state layout, damping, history)
 
-    Args:
-        step: one application of the map: returns (new state, outputs); traceable by jax.jit.
-        state: the starting pytree; every leaf's leading axis indexes independent problems
-            (the batch), mixed separately.
-        curves: the outputs' curves whose largest change between iterations, relative to their
-            scale, is the residual (an array (..., n_time)); traceable.
-        damping: weight of the new residual (plain damping: of the new iterate).
-        tol, max_iter: stopping tolerance and iteration cap.
-        progress: show a bar with the iteration, the residual and the estimated time left.
-        what: the solver's name in messages; knobs: what to change when it does not converge.
-        history: number of earlier residuals Anderson mixing uses (0: plain damping).
 
-    Returns:
-        (state, outputs of the last step, iterations, residual). Warns ConvergenceWarning when
-        max_iter is reached with residual > tol.
-    """
-    flat, unflatten = _flatten(state)
-    batch, size = flat.shape
-    depth = max(history, 1)
-    memory = (jnp.zeros((batch, depth, size), flat.dtype),
-              jnp.zeros((batch, depth, size), flat.dtype), flat, flat, jnp.zeros(batch, bool))
+def _advance_program(step, curves, state, damping: float, history: int):
+    """The jitted iteration (map, mixing, residual) for this step and state layout, built once
+    per process: a solver whose `step` is itself cached (the same function object for the same
+    shapes) compiles once for all its calls."""
+    leaves, tree = jax.tree_util.tree_flatten(state)
+    layout = (tree, tuple((leaf.shape, str(leaf.dtype)) for leaf in leaves))
+    key = (step, curves, layout, float(damping), int(history))
+    if key in _PROGRAMS:
+        return _PROGRAMS[key]
+    unflatten = _flatten(state)[1]
 
     @jax.jit
-    def advance(flat, memory, previous, restart):
-        new, outputs = step(unflatten(flat))
+    def advance(flat, memory, previous, restart, args):
+        new, outputs = step(unflatten(flat), *args)
         image = _flatten(new)[0]
         if history == 0:
             mixed = flat + damping * (image - flat)
@@ -149,7 +135,47 @@ def iterate_to_fixed_point(step: Callable[[Any], tuple[Any, dict]], state: Any,
         change = jnp.max(jnp.abs(current - previous) / scale)
         return mixed, memory, outputs, current, change
 
-    shape = jax.eval_shape(lambda s: curves(step(s)[1]), state)
+    if len(_PROGRAMS) >= 64:
+        _PROGRAMS.clear()
+    _PROGRAMS[key] = advance
+    return advance
+
+
+def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
+                           curves: Callable[[dict], Any], *, damping: float, tol: float,
+                           max_iter: int, progress: bool, what: str, knobs: str,
+                           history: int = 0, args: tuple = ()):
+    """Iterate the map `step` from `state` to its fixed point, Anderson-accelerated.
+
+    Args:
+        step: one application of the map, step(state, *args) -> (new state, outputs);
+            traceable by jax.jit. Pass fixed inputs through `args` rather than a new closure:
+            the compiled iteration is kept per (step, curves, state layout, damping, history)
+            and reused by later calls with the same ones.
+        state: the starting pytree; every leaf's leading axis indexes independent problems
+            (the batch), mixed separately.
+        curves: the outputs' curves whose largest change between iterations, relative to their
+            scale, is the residual (an array (..., n_time)); traceable.
+        damping: weight of the new residual (plain damping: of the new iterate).
+        tol, max_iter: stopping tolerance and iteration cap.
+        progress: show a bar with the iteration, the residual and the estimated time left.
+        what: the solver's name in messages; knobs: what to change when it does not converge.
+        history: number of earlier residuals Anderson mixing uses (0: plain damping).
+        args: arrays passed to `step` after the state (arguments of the compiled program).
+
+    Returns:
+        (state, outputs of the last step, iterations, residual). Warns ConvergenceWarning when
+        max_iter is reached with residual > tol.
+    """
+    flat, unflatten = _flatten(state)
+    batch, size = flat.shape
+    depth = max(history, 1)
+    memory = (jnp.zeros((batch, depth, size), flat.dtype),
+              jnp.zeros((batch, depth, size), flat.dtype), flat, flat, jnp.zeros(batch, bool))
+
+    advance = _advance_program(step, curves, state, damping, history)
+
+    shape = jax.eval_shape(lambda s, a: curves(step(s, *a)[1]), state, args)
     current = jnp.zeros(shape.shape, shape.dtype)
     residual, iterations, residuals = math.inf, 0, []
     started = time.perf_counter()
@@ -158,7 +184,7 @@ def iterate_to_fixed_point(step: Callable[[Any], tuple[Any, dict]], state: Any,
             # a jump of the residual means the history misleads: restart it
             restart = len(residuals) >= 2 and residuals[-1] > 4 * residuals[-2]
             flat, memory, outputs, current, change = advance(flat, memory, current,
-                                                             jnp.asarray(restart))
+                                                             jnp.asarray(restart), args)
             if iterations > 0:
                 residual = float(change)
                 residuals.append(residual)

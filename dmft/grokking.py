@@ -30,6 +30,7 @@ response paths; memory O(M n r + M^2 + n^2). The path machinery is in
 
 from __future__ import annotations
 
+import functools
 import sys
 from contextlib import contextmanager
 
@@ -180,6 +181,29 @@ def response_paths(z: np.ndarray, n_response: int, sampling: str = "first"):
     middles = rest[((edges[:-1] + edges[1:]) / 2).astype(int)]
     weights = np.concatenate([np.full(tail, 1.0 / count), np.diff(edges) / count])
     return np.concatenate([order[:tail], middles]), weights
+
+
+def _train_and_test(outputs):
+    """The curves whose change is the fixed point's residual: (2, batch, n)."""
+    return jnp.stack([outputs[0]["train_loss"], outputs[0]["test_loss"]])
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_iteration(dim: int, rank: int, implicit: bool):
+    """The fixed-point map `_iterate`, vmapped over the parameter points and jitted, for one
+    (D, bulk rank, scheme): shapes, dtypes and grids are arguments, so solves that share them
+    (a phase diagram's points, repeated calls) compile once per process.
+
+    Called as f(state, alpha, eps, scale, lam, ds, z, mixing, responders), the first five
+    batched over the parameter points, ds (scalar or (n,)), z (M,), mixing (M, M) and
+    responders ((M_R,) index, (M_R,) weight) shared."""
+    def iterate(state, alpha_1, eps_1, scale_1, lam_1, ds, z, mixing, responders):
+        p = {"alpha": alpha_1, "eps": eps_1, "lam": lam_1, "ds": ds, "dim": dim,
+             "scale": scale_1, "implicit": implicit}
+        new, out = _iterate(state, p, z, mixing, responders, rank)
+        return new, (_statistics(out, alpha_1, eps_1, dim, scale_1), out["dropped"])
+
+    return jax.jit(jax.vmap(iterate, in_axes=(0, 0, 0, 0, 0, None, None, None, None)))
 
 
 def _statistics(out, alpha, eps, dim, scale):
@@ -374,21 +398,15 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
         responders = tuple(jnp.asarray(v) for v in response_paths(
             np.asarray(z), n_response, a["response_sampling"]))
 
-        def iterate(state, alpha_1, eps_1, scale_1, lam_1):
-            p = {"alpha": alpha_1, "eps": eps_1, "lam": lam_1, "ds": jnp.asarray(ds),
-                 "dim": a["D"], "scale": scale_1, "implicit": a["scheme"] == "implicit"}
-            new, out = _iterate(state, p, z, mixing, responders, rank)
-            return new, (_statistics(out, alpha_1, eps_1, a["D"], scale_1), out["dropped"])
-
-        batched = jax.jit(jax.vmap(iterate))
+        batched = _compiled_iteration(a["D"], rank, a["scheme"] == "implicit")
+        steps = jnp.asarray(ds)
         state = (jnp.zeros((batch, n_samples, n, 2)), jnp.zeros((batch, n, n, 2, 2)),
                  jnp.zeros((batch, n, n)), jnp.zeros((batch, n, n)), jnp.zeros((batch, n, n)),
                  jnp.zeros((batch, n)), jnp.zeros((batch, n_samples, n)))
         if progress:
             print(f"dmft.grokking.solve: {cost}", file=sys.stderr)
         _, (stats, dropped), iterations, residual = iterate_to_fixed_point(
-            lambda s: batched(s, *grid), state,
-            lambda out: jnp.stack([out[0]["train_loss"], out[0]["test_loss"]]),
+            batched, state, _train_and_test, args=(*grid, steps, z, mixing, responders),
             damping=a["damping"], tol=a["tol"], max_iter=a["max_iter"], progress=progress,
             history=a["anderson"],
             what="dmft.grokking.solve",
