@@ -22,7 +22,11 @@ covariance is exactly C_theta of the empirical C_Phi, never square-rooted); each
 field is an exact Gaussian average given its residuals (C_g kept at rank `bulk_rank`, one
 triangular solve per path). R's equal-time blocks average all paths, its memory the
 `n_response` paths' exact responses (closed form, tested against forward-mode
-differentiation). Everything is found by damped fixed-point iteration over the whole time grid.
+differentiation). Everything is found by damped fixed-point iteration over the whole time grid,
+one compiled program per iteration, compiled once per process for each (D, rank, scheme, shapes).
+Time steps: explicit (forward Euler, below the stability limit) or, with scheme="implicit",
+backward Euler for the fields h, omega (stable at any step) on any grid `times`
+(`adaptive_times`: fine while the linear fit settles, coarse where only the features move).
 Cost per iteration O(M n^2 (r + 2) + M^2 n + M_R n^3) for n time points, M samples, rank r, M_R
 response paths; memory O(M n r + M^2 + n^2). The path machinery is in
 `dmft/grokking_paths.py`.
