@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import warnings
 from contextlib import contextmanager
 
 import jax
@@ -45,7 +46,7 @@ import scipy.special
 import xarray as xr
 
 from dmft import grokking_paths as paths_
-from dmft.fixed_point import iterate_to_fixed_point
+from dmft.fixed_point import ConvergenceWarning, iterate_to_fixed_point
 from dmft.grokking_checks import RESPONSE_SAMPLING, check_solve_arguments
 from dmft.grokking_cost import (
     SCHEMES,
@@ -139,8 +140,13 @@ def _iterate(state, p, z, mixing, n_response, rank):
     new_xi = jnp.einsum("m,mkr,mjr->kj", z**2, weighted, weighted) / (lam * z.shape[0])
     new_rho = 2 * eps / alpha * jnp.mean(delta * z[:, None] ** 2, axis=0)
     theta = lam * jnp.einsum("mka,mkb->kab", weights, weights) / z.shape[0]
+    step_error = jnp.zeros(())
+    if implicit:
+        # how well each path's Newton steps solved a_k = chi_k - sum_{j<=k} c_j H_kj Phi_j
+        rebuilt = chi - jnp.einsum("kjab,j,mjb->mka", kernel, c, new_forces)
+        step_error = jnp.max(jnp.abs(rebuilt - a)) / jnp.maximum(1.0, jnp.max(jnp.abs(a)))
     outputs = {"delta": delta, "nu": nu, "bulk": jnp.diag(covariance_g), "a2": a2,
-               "theta": theta, "dropped": dropped}
+               "theta": theta, "dropped": jnp.stack([dropped, step_error])}
     return (new_forces, new_response, new_response_g, new_noise_g, new_xi, new_rho,
             delta), outputs
 
@@ -176,6 +182,9 @@ def response_paths(z: np.ndarray, n_response: int, sampling: str = "first"):
     middles = rest[((edges[:-1] + edges[1:]) / 2).astype(int)]
     weights = np.concatenate([np.full(tail, 1.0 / count), np.diff(edges) / count])
     return np.concatenate([order[:tail], middles]), weights
+
+
+IMPLICIT_STEP_TOLERANCE = 1e-8   # relative error of the Newton-solved implicit field steps
 
 
 def _train_and_test(outputs):
@@ -286,7 +295,9 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
     Returns:
         Dataset over (alpha, eps, target_scale[, P_over_D], time) with the variables in
         `VARIABLES`, coordinates `time` (simulation units) and `step` = time / lr_scale; attrs
-        `iterations`, `residual` (final relative change), `converged`.
+        `iterations`, `residual` (final relative change), `converged`, `scheme`, `grid`,
+        `implicit_step_error` (largest relative error of the Newton-solved implicit steps, 0
+        for the explicit scheme; above 1e-8 `solve` warns ConvergenceWarning).
 
     Raises:
         MemoryEstimateError (a MemoryError) before allocating when `estimate_cost` says the
@@ -337,6 +348,12 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
             knobs="raise n_samples= (Monte Carlo noise floors the residual near 1/sqrt(M))")
         shape = (alphas.size, epss.size, scales.size, lams.size, n)
         stats = {k: np.asarray(v, np.float64).reshape(shape) for k, v in stats.items()}
+    step_error = float(np.max(np.asarray(dropped)[..., 1]))
+    if step_error > IMPLICIT_STEP_TOLERANCE:
+        warnings.warn(f"dmft.grokking.solve: the implicit steps' Newton solves left a relative "
+                      f"error of {step_error:.2g} (> {IMPLICIT_STEP_TOLERANCE:g}) in the fields; "
+                      f"the grid's steps (largest dt={dt:.4g}) are too long for them: use a "
+                      f"finer `times`", ConvergenceWarning, stacklevel=2)
     if not all(np.all(np.isfinite(v)) for v in stats.values()):
         raise ValueError(f"the iteration diverged (largest step dt={dt!r}): the feature "
                          f"dynamics need dt (4 eps / alpha) |Delta| / (D P_over_D) << 1 in the "
@@ -359,7 +376,8 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
                "n_response": n_response, "response_sampling": a["response_sampling"],
                "dtype": a["dtype"],
                "bulk_rank": rank,
-               "bulk_truncation": float(np.max(np.asarray(dropped))),
+               "bulk_truncation": float(np.max(np.asarray(dropped)[..., 0])),
+               "implicit_step_error": step_error,
                "damping": a["damping"], "anderson": a["anderson"], "tol": a["tol"],
                "iterations": iterations, "residual": residual,
                "converged": int(residual <= a["tol"])})

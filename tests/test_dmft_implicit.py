@@ -138,11 +138,14 @@ def test_implicit_scheme_converges_to_the_explicit_one_and_is_stable_past_its_li
     explicit = grokking.solve(2.0, 0.05, 3.0, dt=4.0, **_RUN)
     implicit = grokking.solve(2.0, 0.05, 3.0, dt=4.0, scheme="implicit", **_RUN)
     assert implicit.attrs["scheme"] == "implicit" and implicit.attrs["grid"] == "uniform"
+    assert implicit.attrs["implicit_step_error"] < 1e-10
+    assert explicit.attrs["implicit_step_error"] == 0
     assert _l2(explicit, fine) < 0.02 and _l2(implicit, fine) < 0.02
     with pytest.raises(ValueError, match="stability limit.*scheme='implicit'"):
         grokking.solve(2.0, 0.05, 3.0, dt=20.0, **_RUN)
     coarse = grokking.solve(2.0, 0.05, 3.0, dt=20.0, scheme="implicit", **_RUN)
     assert np.all(np.isfinite(coarse.test_loss)) and _l2(coarse, fine) < 0.06
+    assert coarse.attrs["implicit_step_error"] < 1e-10
     times = grokking.adaptive_times(_RUN["t_max"], _RUN["D"], 3.0, 2.0, 0.05)
     adaptive = grokking.solve(2.0, 0.05, 3.0, times=times, scheme="implicit",
                               **{k: v for k, v in _RUN.items() if k != "t_max"})
