@@ -69,8 +69,9 @@ def adaptive_times(t_max: float, D: int, P_over_D, alpha, eps, *,
     times=...)`: fine where the linear fit moves, coarse where only the features do.
 
     In the theory's time s = t / D: steps of half the explicit stability limit
-    (`default_dt` / D) up to s = FIRST_STEPS_S (the linear fit's transient; its slowest mode
-    relaxes at rate 2 (1 - lam^-1/2)^2), then each step `growth` times the one before, up to
+    (`default_dt` / D), or slow_ds_per_alpha_over_eps x alpha / eps if smaller (rich runs), up
+    to s = FIRST_STEPS_S (the linear fit's transient; its slowest mode relaxes at rate
+    2 (1 - lam^-1/2)^2), then each step `growth` times the one before, up to
     ds = slow_ds_per_alpha_over_eps x alpha / eps (smallest alpha, largest eps given: the
     feature dynamics' rate is (2 eps / alpha) times an O(1) residual average, so this bounds its
     per-step change by ~4% of an e-fold). The last step is shortened to end at t_max.
@@ -87,7 +88,8 @@ def adaptive_times(t_max: float, D: int, P_over_D, alpha, eps, *,
         raise ValueError(f"growth={growth!r} must be at least 1")
     s_max = t_max / D
     first = STABLE_FRACTION * stability_limit_dt(D, P_over_D) / D
-    largest = max(first, slow * alpha / eps) if eps > 0 else float("inf")
+    # the explicit feature steps need ds <= slow alpha / eps in the rich regime too
+    largest = slow * alpha / eps if eps > 0 else float("inf")
     first = min(first, largest)
     points, ds = [0.0], first
     while points[-1] < s_max * (1 - 1e-12):

@@ -113,7 +113,8 @@ def test_each_alpha_gets_the_grid_its_dynamics_needs():
 def test_past_the_point_cap_the_grid_is_non_uniform_and_implicit():
     """At the paper's settings with the default cap (420 points) the alphas whose uniform grid
     would not fit get `adaptive_times` stepped implicitly and cover the whole run (they used to
-    stop at s ~ 100 of 300); the rich ones keep their uniform explicit grid; every grid fits."""
+    stop at s ~ 100 of 300); the rich ones keep their uniform explicit grid; every grid fits.
+    Under a cap neither grid fits, the one that reaches further is cut."""
     scalars = {"steps": 60_000, "lr_scale": 0.5, "D": 100, "P": 450, "eps": 0.02}
     alphas = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0]
     by_alpha = {a: grid for group, grid in dmft_grids(scalars, alphas) for a in group}
@@ -125,3 +126,10 @@ def test_past_the_point_cap_the_grid_is_non_uniform_and_implicit():
         assert grid.dt == pytest.approx(max(0.02 * alpha / 0.02, grid.times[1] / 100) * 100)
     assert by_alpha[8.0].t_end == pytest.approx(30_000.0)
     assert by_alpha[8.0].times.size < by_alpha[2.0].times.size < 420
+    # a cap that neither fits: the theory stops early on the grid that reaches further
+    uniform = dmft_grid(scalars, 80)
+    lazy = dmft_grid(scalars, 80, alpha=4.0)
+    assert lazy.scheme == "implicit" and lazy.times.size == 80 and "stops at" in lazy.note
+    assert lazy.t_end > 1.5 * uniform.t_end
+    rich = dmft_grid(scalars, 80, alpha=0.125)
+    assert rich.scheme == "explicit" and rich.times.size == 80 and "stops at" in rich.note

@@ -81,7 +81,7 @@ def dmft_grid(scalars: dict, max_points: int = MAX_DMFT_POINTS,
     points (cost grows as n^3), the grid is `dmft.grokking.adaptive_times` (steps growing from
     the same fine start to 0.02 alpha / eps once the linear fit has settled) stepped by the
     implicit scheme, stable at any step (dmft/README.md), if that fits; otherwise the
-    theory stops early on the uniform grid and the note says where.
+    theory stops early, on whichever of the two grids reaches further, and the note says where.
     """
     from dmft.grokking import adaptive_times, default_dt
     from dmft.grokking_cost import SLOW_DS_PER_ALPHA_OVER_EPS, STABLE_FRACTION, stability_limit_dt
@@ -108,20 +108,24 @@ def dmft_grid(scalars: dict, max_points: int = MAX_DMFT_POINTS,
                         f"DMFT grid dt={dt:.4g} (ds = dt / D = {dt / dim:.3g} in the theory's "
                         f"time s = t / D, {spacing}) over t <= {t_run:.6g} (s <= "
                         f"{t_run / dim:.4g}){why}")
-    if alpha is not None:
-        times = adaptive_times(t_run, dim, lam, alpha, scalars["eps"])
-        if times.size <= max_points:
-            steps = np.diff(times) / dim
-            return DmftGrid(times, "implicit", (
-                f"non-uniform DMFT grid, implicit scheme: ds = {steps[0]:.3g} .. "
-                f"{steps.max():.3g} in the theory's time s = t / D (fine while the linear fit "
-                f"settles, then up to {SLOW_DS_PER_ALPHA_OVER_EPS:g} alpha / eps), "
-                f"{times.size} points over t <= {t_run:.6g} (s <= {t_run / dim:.4g}){why}"))
     if not rich:
         dt = STABLE_FRACTION * stability_limit_dt(dim, lam)
     times = np.arange(max_points) * dt
     grid, scheme = (f"DMFT grid dt={dt:.4g} (ds = {dt / dim:.3g}, {spacing} in the theory's "
                     f"time s = t / D)"), "explicit"
+    if alpha is not None:
+        adaptive = adaptive_times(t_run, dim, lam, alpha, scalars["eps"])
+        steps = np.diff(adaptive) / dim
+        description = (f"non-uniform DMFT grid, implicit scheme: ds = {steps[0]:.3g} .. "
+                       f"{steps.max():.3g} in the theory's time s = t / D (fine while the "
+                       f"linear fit settles, then up to {SLOW_DS_PER_ALPHA_OVER_EPS:g} alpha / "
+                       f"eps)")
+        if adaptive.size <= max_points:
+            return DmftGrid(adaptive, "implicit", (
+                f"{description}, {adaptive.size} points over t <= {t_run:.6g} (s <= "
+                f"{t_run / dim:.4g}){why}"))
+        if adaptive[max_points - 1] > times[-1] * (1 + 1e-9):     # it reaches further
+            times, grid, scheme = adaptive[:max_points], description, "implicit"
     t_end = float(times[-1])
     return DmftGrid(times, scheme, (
         f"{grid}, {max_points} points: the theory stops at t={t_end:.4g} "
