@@ -57,24 +57,35 @@ def default_dt(t_max: float, D: int, P_over_D) -> float:
 
 
 SCHEMES = ("explicit", "implicit")
-FIRST_STEPS_S = 10.0          # the linear fit settles within s ~ 10: the first steps stay fine
+FIRST_STEPS_S = 10.0          # the linear fit settles by s ~ 10 at lam >= 4: steps stay fine
 GROWTH = 1.05                 # then each step is at most 5% longer than the one before
 SLOW_DS_PER_ALPHA_OVER_EPS = 0.02   # ... up to ds = 0.02 alpha / eps (the features' time scale)
 
 
+def linear_fit_settles(P_over_D) -> float:
+    """s by which the linear fit has settled: max(FIRST_STEPS_S, 5 / its slowest rate
+    2 (1 - lam^-1/2)^2) (five e-folds of the bottom of the Marchenko-Pastur spectrum; smallest
+    lam given); inf for lam <= 1, where that rate vanishes."""
+    lam = float(np.min(checks.values("P_over_D", P_over_D)))
+    if lam <= 1:
+        return float("inf")
+    return max(FIRST_STEPS_S, 5.0 / (2 * (1 - 1 / math.sqrt(lam)) ** 2))
+
+
 def adaptive_times(t_max: float, D: int, P_over_D, alpha, eps, *,
                    slow_ds_per_alpha_over_eps: float = SLOW_DS_PER_ALPHA_OVER_EPS,
-                   growth: float = GROWTH) -> np.ndarray:
+                   growth: float = GROWTH, settled: float | None = None) -> np.ndarray:
     """A non-uniform grid (simulation time, (n,), from 0 to t_max) for `solve(scheme="implicit",
     times=...)`: fine where the linear fit moves, coarse where only the features do.
 
     In the theory's time s = t / D: steps of half the explicit stability limit
-    (`default_dt` / D), or slow_ds_per_alpha_over_eps x alpha / eps if smaller (rich runs), up
-    to s = FIRST_STEPS_S (the linear fit's transient; its slowest mode relaxes at rate
-    2 (1 - lam^-1/2)^2), then each step `growth` times the one before, up to
+    (`default_dt` / D), or slow_ds_per_alpha_over_eps x alpha / eps if smaller (rich runs),
+    until the linear fit has settled (`linear_fit_settles`: s = 10 at lam >= 4, later as lam
+    falls to 1, never at lam <= 1), then each step `growth` times the one before, up to
     ds = slow_ds_per_alpha_over_eps x alpha / eps (smallest alpha, largest eps given: the
     feature dynamics' rate is (2 eps / alpha) times an O(1) residual average, so this bounds its
     per-step change by ~4% of an e-fold). The last step is shortened to end at t_max.
+    `settled` (in s) overrides when the steps start to grow.
     Past the stability limit only the implicit scheme is stable; the explicit scheme's steps
     must stay below it (`solve` checks).
     """
@@ -88,13 +99,16 @@ def adaptive_times(t_max: float, D: int, P_over_D, alpha, eps, *,
         raise ValueError(f"growth={growth!r} must be at least 1")
     s_max = t_max / D
     first = STABLE_FRACTION * stability_limit_dt(D, P_over_D) / D
-    # the explicit feature steps need ds <= slow alpha / eps in the rich regime too
-    largest = slow * alpha / eps if eps > 0 else float("inf")
+    # the explicit feature steps need ds <= slow alpha / eps in the rich regime too; without
+    # features (eps = 0) only the linear modes move, and they set the steps throughout
+    largest = slow * alpha / eps if eps > 0 else first
     first = min(first, largest)
+    settled = (linear_fit_settles(P_over_D) if settled is None
+               else checks.number("settled", settled, inclusive=True))
     points, ds = [0.0], first
     while points[-1] < s_max * (1 - 1e-12):
         points.append(min(points[-1] + ds, s_max))
-        if points[-1] >= FIRST_STEPS_S:
+        if points[-1] >= settled:
             ds = min(ds * growth, largest)
     if len(points) > 2 and points[-1] - points[-2] < 0.5 * (points[-2] - points[-3]):
         points[-2] = (points[-1] + points[-3]) / 2   # no sliver of a last step: split evenly
