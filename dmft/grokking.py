@@ -314,8 +314,10 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
                    f"dmft.grokking.solve with {cost.time_points} time points (t_max="
                    f"{a['t_max']:g}, dt={dt:.4g}), {batch} parameter point(s), n_samples="
                    f"{n_samples}, bulk_rank={a['bulk_rank']}",
-                   f"raise dt= (stable up to {stability_limit_dt(a['D'], lams):.4g}), shorten "
-                   f"t_max=, or solve fewer alpha/eps/target_scale/P_over_D values at once")
+                   (f"raise dt= (stable up to {stability_limit_dt(a['D'], lams):.4g}; any dt "
+                    f"with scheme='implicit'), shorten t_max=" if times is None else
+                    "pass fewer `times` (adaptive_times with a larger slow_ds_per_alpha_over_eps)")
+                   + ", or solve fewer alpha/eps/target_scale/P_over_D values at once")
     n, time = cost.time_points, a["times"]
     uniform = bool(np.allclose(np.diff(time), dt, rtol=1e-9, atol=0))
     # forward steps in s = t / D (the last one is not used); a uniform grid keeps a scalar
