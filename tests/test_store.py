@@ -76,6 +76,13 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def finished_markers(markers: str) -> int:
+    """How many chunks a store has marked finished (a marker still being written ends in .tmp)."""
+    if not os.path.isdir(markers):
+        return 0
+    return len([name for name in os.listdir(markers) if not name.endswith(".tmp")])
+
+
 def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
     """SIGKILL a multi-chunk sweep mid-run; the same call resumes and the final Dataset equals
     an uninterrupted run with the same chunk size bit for bit."""
@@ -84,12 +91,12 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(tmp_path):
     process = subprocess.Popen([sys.executable, "-c", SCRIPT, path])
     deadline = time.time() + 120
     while time.time() < deadline:
-        if os.path.isdir(markers) and len(os.listdir(markers)) >= 3:
+        if finished_markers(markers) >= 3:
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done = len([m for m in os.listdir(markers) if not m.endswith(".tmp")])
+    done = finished_markers(markers)
     assert 3 <= done < 12, done
     assert not bool(lazyrich.open(path).finished.all())
     params = dict(alpha=[0.5, 1.0, 2.0, 4.0, 8.0, 16.0], seed=[0, 1], D=10, N=32, P=40,
