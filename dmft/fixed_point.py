@@ -106,33 +106,60 @@ def anderson_mix(x, g, history, damping: float, regularization: float = 1e-10):
     return step, (dx_hist, df_hist, x, f, jnp.ones_like(filled))
 
 
-_PROGRAMS: dict = {}   # compiled iterations, by (step, curves, state layout, damping, history)
+_PROGRAMS: dict = {}   # compiled iterations, by (step, curves, state layout, history)
+
+DIVERGED_ABOVE = 1.0    # a relative change of the curves above this in one iteration: diverging
+STALLED_AFTER = 12      # the residual's peak must halve from one such stretch to the next
+SMALLEST_DAMPING = 0.05
 
 
-def _advance_program(step, curves, state, damping: float, history: int):
+def _verdict(residuals: list[float]) -> str:
+    """'diverged', 'stalled' or 'ok' for the residuals since the current time window started
+    (the first one inf): diverged when the last is non-finite or above DIVERGED_ABOVE, stalled
+    when the largest of the last STALLED_AFTER is above half the largest of the
+    STALLED_AFTER before them (a limit cycle or a crawl)."""
+    if len(residuals) < 2:
+        return "ok"
+    if not residuals[-1] <= DIVERGED_ABOVE:
+        return "diverged"
+    if len(residuals) > 2 * STALLED_AFTER and (max(residuals[-STALLED_AFTER:])
+                                               > 0.5 * max(residuals[-2 * STALLED_AFTER:
+                                                                     -STALLED_AFTER])):
+        return "stalled"
+    return "ok"
+
+
+def _advance_program(step, curves, state, history: int):
     """The jitted iteration (map, mixing, residual) for this step and state layout, built once
     per process: a solver whose `step` is itself cached (the same function object for the same
-    shapes) compiles once for all its calls."""
+    shapes) compiles once for all its calls.
+
+    Only the state's entries whose time index is below `front` move (the rest keep their
+    values), and the residual is measured on the curves' first `front` times: with
+    front >= n_time this is the plain iteration."""
     leaves, tree = jax.tree_util.tree_flatten(state)
     layout = (tree, tuple((leaf.shape, str(leaf.dtype)) for leaf in leaves))
-    key = (step, curves, layout, float(damping), int(history))
+    key = (step, curves, layout, int(history))
     if key in _PROGRAMS:
         return _PROGRAMS[key]
     unflatten = _flatten(state)[1]
 
     @jax.jit
-    def advance(flat, memory, previous, restart, args):
+    def advance(flat, memory, previous, restart, args, time_index, front, damping):
         new, outputs = step(unflatten(flat), *args)
-        image = _flatten(new)[0]
+        active = time_index < front
+        image = jnp.where(active, _flatten(new)[0], flat)
         if history == 0:
             mixed = flat + damping * (image - flat)
         else:
             memory = jax.tree_util.tree_map(
                 lambda leaf: jnp.where(restart, jnp.zeros_like(leaf), leaf), memory)
             mixed, memory = anderson_mix(flat, image, memory, damping)
+        mixed = jnp.where(active, mixed, flat)
         current = curves(outputs)
-        scale = jnp.max(jnp.abs(current), axis=-1, keepdims=True)
-        change = jnp.max(jnp.abs(current - previous) / scale)
+        window = jnp.arange(current.shape[-1]) < front
+        scale = jnp.max(jnp.where(window, jnp.abs(current), 0.0), axis=-1, keepdims=True)
+        change = jnp.max(jnp.where(window, jnp.abs(current - previous), 0.0) / scale)
         return mixed, memory, outputs, current, change
 
     if len(_PROGRAMS) >= 64:
@@ -141,16 +168,32 @@ def _advance_program(step, curves, state, damping: float, history: int):
     return advance
 
 
+def _flat_time_index(horizon, state) -> tuple[jax.Array, int]:
+    """(size,) time index of every flattened state entry (the batch shares it) and the number
+    of time points; without a horizon (zeros, the largest int32: every entry and every time of
+    the curves is active)."""
+    leaves = jax.tree_util.tree_leaves(state)
+    if horizon is None:
+        size = sum(int(np.prod(leaf.shape[1:])) for leaf in leaves)
+        return jnp.zeros(size, jnp.int32), int(np.iinfo(np.int32).max)
+    indices = jax.tree_util.tree_leaves(horizon)
+    if len(indices) != len(leaves):
+        raise ValueError(f"horizon has {len(indices)} leaves; the state has {len(leaves)}")
+    flat = np.concatenate([np.broadcast_to(np.asarray(index), leaf.shape[1:]).ravel()
+                           for index, leaf in zip(indices, leaves, strict=True)])
+    return jnp.asarray(flat, jnp.int32), int(flat.max()) + 1
+
+
 def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
                            curves: Callable[[dict], Any], *, damping: float, tol: float,
                            max_iter: int, progress: bool, what: str, knobs: str,
-                           history: int = 0, args: tuple = ()):
+                           history: int = 0, args: tuple = (), horizon: Any = None):
     """Iterate the map `step` from `state` to its fixed point, Anderson-accelerated.
 
     Args:
         step: one application of the map, step(state, *args) -> (new state, outputs);
             traceable by jax.jit. Pass fixed inputs through `args` rather than a new closure:
-            the compiled iteration is kept per (step, curves, state layout, damping, history)
+            the compiled iteration is kept per (step, curves, state layout, history)
             and reused by later calls with the same ones.
         state: the starting pytree; every leaf's leading axis indexes independent problems
             (the batch), mixed separately.
@@ -162,42 +205,89 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
         what: the solver's name in messages; knobs: what to change when it does not converge.
         history: number of earlier residuals Anderson mixing uses (0: plain damping).
         args: arrays passed to `step` after the state (arguments of the compiled program).
+        horizon: for a causal map (the state up to time k determines the outputs up to k), a
+            pytree like `state`, each leaf an integer array broadcastable to its leaf's shape
+            without the batch axis: the latest time index the entry belongs to. When the
+            whole-grid iteration diverges (`_verdict`), it restarts from `state` on the first
+            half of the times and extends a window that has settled (residual < 1e-2) by
+            doubling it (halving an extension that diverges again); when the residual stalls
+            (a limit cycle) it halves the damping (down to SMALLEST_DAMPING): the same fixed
+            point, reached in time windows and smaller steps. None: neither fallback.
 
     Returns:
         (state, outputs of the last step, iterations, residual). Warns ConvergenceWarning when
-        max_iter is reached with residual > tol.
+        max_iter is reached with residual > tol (residual inf if the windows had not yet
+        reached the last time); residual nan when the iteration diverged (no fallback, or no
+        time window short enough converges).
     """
     flat, unflatten = _flatten(state)
     batch, size = flat.shape
     depth = max(history, 1)
-    memory = (jnp.zeros((batch, depth, size), flat.dtype),
-              jnp.zeros((batch, depth, size), flat.dtype), flat, flat, jnp.zeros(batch, bool))
 
-    advance = _advance_program(step, curves, state, damping, history)
+    def fresh_memory(start):
+        return (jnp.zeros((batch, depth, size), flat.dtype),
+                jnp.zeros((batch, depth, size), flat.dtype), start, start,
+                jnp.zeros(batch, bool))
+
+    memory = fresh_memory(flat)
+    advance = _advance_program(step, curves, state, history)
+    time_index, n_time = _flat_time_index(horizon, state)
 
     shape = jax.eval_shape(lambda s, a: curves(step(s, *a)[1]), state, args)
     current = jnp.zeros(shape.shape, shape.dtype)
     residual, iterations, residuals = math.inf, 0, []
+    front, converged = n_time, (flat, 0)     # active window; last converged (state, front)
+    window_tol = max(tol, 1e-2)     # a window need not be converged before the next one
+    initial_damping = damping
     started = time.perf_counter()
     with tqdm(total=max_iter, unit="iter", desc=what, disable=not progress, leave=False) as bar:
-        while iterations < max_iter and residual > tol:
+        while iterations < max_iter and (residual > tol or front < n_time):
             # a jump of the residual means the history misleads: restart it
             restart = len(residuals) >= 2 and residuals[-1] > 4 * residuals[-2]
-            flat, memory, outputs, current, change = advance(flat, memory, current,
-                                                             jnp.asarray(restart), args)
-            if iterations > 0:
-                residual = float(change)
-                residuals.append(residual)
+            image, memory, outputs, current, change = advance(
+                flat, memory, current, jnp.asarray(restart), args, time_index,
+                jnp.asarray(front, jnp.int32), jnp.asarray(damping, flat.dtype))
             iterations += 1
+            residual = float(change) if residuals or not math.isinf(residual) else math.inf
+            residuals.append(residual)
+            verdict = _verdict(residuals) if horizon is not None else "ok"
+            if verdict == "diverged":
+                # back to the last converged window, extend it half as far
+                flat, done = converged
+                front = done + (front - done) // 2
+                if front <= done:
+                    front, residual = n_time, math.nan       # no window converges: diverged
+                    break
+                memory, residual, residuals = fresh_memory(flat), math.inf, []
+            else:
+                flat = image
+                if verdict == "stalled" and damping > SMALLEST_DAMPING:
+                    # a limit cycle of the damped map: smaller steps
+                    damping = max(SMALLEST_DAMPING, damping / 2)
+                    memory, residuals = fresh_memory(flat), [math.inf]
+                if front < n_time and len(residuals) > 1 and residual <= window_tol:
+                    converged = (flat, front)
+                    front = 2 * front if 5 * front < 2 * n_time else n_time
+                    memory, residual, residuals = fresh_memory(flat), math.inf, []
+                elif not math.isfinite(residual) and len(residuals) > 1:
+                    break
             per_iteration = (time.perf_counter() - started) / iterations
-            bar.set_postfix_str(f"residual {residual:.2e} (tol {tol:.0e}), time left ~"
-                                f"{format_seconds(_eta_seconds(residuals, tol, per_iteration))}",
+            window = f", times < {front}/{n_time}" if front < n_time else ""
+            window += f", damping {damping:.3g}" if damping != initial_damping else ""
+            bar.set_postfix_str(f"residual {residual:.2e} (tol {tol:.0e}){window}, time left "
+                                f"~{format_seconds(_eta_seconds(residuals, tol, per_iteration))}",
                                 refresh=False)
             bar.update(1)
+    if front < n_time:
+        residual = math.inf
     if residual > tol:
+        reached = (f"; its time windows reached only the first {front} of {n_time} times"
+                   if front < n_time else "")
+        if damping != initial_damping:
+            reached += f"; its damping fell to {damping:.3g} after limit cycles"
         warnings.warn(f"{what} stopped at max_iter={max_iter} with residual {residual:.3g} > "
                       f"tol={tol:g} (relative change of the train/test curves in the last "
-                      f"iteration); the curves are not converged. Raise max_iter=, lower "
-                      f"damping= if the residual oscillates, {knobs}, or loosen tol=",
+                      f"iteration){reached}; the curves are not converged. Raise max_iter=, "
+                      f"lower damping= if the residual oscillates, {knobs}, or loosen tol=",
                       ConvergenceWarning, stacklevel=3)
     return unflatten(flat), outputs, iterations, residual

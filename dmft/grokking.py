@@ -22,8 +22,9 @@ covariance is exactly C_theta of the empirical C_Phi, never square-rooted); each
 field is an exact Gaussian average given its residuals (C_g kept at rank `bulk_rank`, one
 triangular solve per path). R's equal-time blocks average all paths, its memory the
 `n_response` paths' exact responses (closed form, tested against forward-mode
-differentiation). Everything is found by damped fixed-point iteration over the whole time grid,
-one compiled program per iteration, compiled once per process for each (D, rank, scheme, shapes).
+differentiation). Everything is found by damped fixed-point iteration over the whole time grid
+(in growing time windows where that blows up: the map is causal), one compiled program per
+iteration, compiled once per process for each (D, rank, scheme, shapes).
 Time steps: explicit (forward Euler, below the stability limit) or, with scheme="implicit",
 backward Euler for the fields h, omega (stable at any step) on any grid `times`
 (`adaptive_times`: fine while the linear fit settles, coarse where only the features move).
@@ -340,12 +341,18 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
         state = (jnp.zeros((batch, n_samples, n, 2)), jnp.zeros((batch, n, n, 2, 2)),
                  jnp.zeros((batch, n, n)), jnp.zeros((batch, n, n)), jnp.zeros((batch, n, n)),
                  jnp.zeros((batch, n)), jnp.zeros((batch, n_samples, n)))
+        k = np.arange(n)
+        later = np.maximum(k[:, None], k[None, :])
+        # the time each state entry belongs to (the map is causal): the fixed point falls back
+        # to time windows when the whole-grid iteration diverges
+        horizon = (k[None, :, None], later[:, :, None, None], later, later, later, k,
+                   k[None, :])
         if progress:
             print(f"dmft.grokking.solve: {cost}", file=sys.stderr)
         _, (stats, dropped), iterations, residual = iterate_to_fixed_point(
             batched, state, _train_and_test, args=(*grid, steps, z, mixing, responders),
             damping=a["damping"], tol=a["tol"], max_iter=a["max_iter"], progress=progress,
-            history=a["anderson"],
+            history=a["anderson"], horizon=horizon,
             what="dmft.grokking.solve",
             knobs="raise n_samples= (Monte Carlo noise floors the residual near 1/sqrt(M))")
         shape = (alphas.size, epss.size, scales.size, lams.size, n)
@@ -356,7 +363,7 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
                       f"error of {step_error:.2g} (> {IMPLICIT_STEP_TOLERANCE:g}) in the fields; "
                       f"the grid's steps (largest dt={dt:.4g}) are too long for them: use a "
                       f"finer `times`", ConvergenceWarning, stacklevel=2)
-    if not all(np.all(np.isfinite(v)) for v in stats.values()):
+    if np.isnan(residual) or not all(np.all(np.isfinite(v)) for v in stats.values()):
         raise ValueError(f"the iteration diverged (largest step dt={dt!r}): the feature "
                          f"dynamics need dt (4 eps / alpha) |Delta| / (D P_over_D) << 1 in the "
                          f"rich regime (with either scheme); reduce dt")
