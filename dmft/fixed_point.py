@@ -108,25 +108,38 @@ def anderson_mix(x, g, history, damping: float, regularization: float = 1e-10):
 
 _PROGRAMS: dict = {}   # compiled iterations, by (step, curves, state layout, history)
 
-DIVERGED_ABOVE = 1.0    # a relative change of the curves above this in one iteration: diverging
-STALLED_AFTER = 12      # the residual's peak must halve from one such stretch to the next
+# a relative change of the curves this close to 1 means they grew by orders of magnitude in
+# one iteration: twice in a row (or a non-finite residual) is a blow-up, not a transient
+BLOWING_UP = 0.98
+STALLED_AFTER = 20      # the residual's peak must fall by 10% from one such stretch to the next
 SMALLEST_DAMPING = 0.05
 
 
-def _verdict(residuals: list[float]) -> str:
-    """'diverged', 'stalled' or 'ok' for the residuals since the current time window started
-    (the first one inf): diverged when the last is non-finite or above DIVERGED_ABOVE, stalled
-    when the largest of the last STALLED_AFTER is above half the largest of the
-    STALLED_AFTER before them (a limit cycle or a crawl)."""
+def _verdict(residuals: list[float], turns: list[float]) -> str:
+    """'diverged', 'stalled' or 'ok' for the residuals (and the cosines between successive
+    changes of the curves) since the current time window started (the first residual inf).
+
+    Diverged: the last residual is non-finite, or the last two are above BLOWING_UP (a single
+    jump is a transient that the iteration usually recovers from). Stalled: the largest of
+    the last STALLED_AFTER residuals is above 0.9 times the largest of the STALLED_AFTER before
+    them, and the iteration overshoots: the residual rose in a quarter of those steps (a limit
+    cycle) or successive changes point against each other on average (a negative eigenvalue).
+    A slow monotone crawl is 'ok': smaller steps would only slow it further."""
     if len(residuals) < 2:
         return "ok"
-    if not residuals[-1] <= DIVERGED_ABOVE:
+    measured = residuals[1:]
+    if not math.isfinite(measured[-1]) or (len(measured) >= 2
+                                           and min(measured[-2:]) > BLOWING_UP):
         return "diverged"
-    if len(residuals) > 2 * STALLED_AFTER and (max(residuals[-STALLED_AFTER:])
-                                               > 0.5 * max(residuals[-2 * STALLED_AFTER:
-                                                                     -STALLED_AFTER])):
-        return "stalled"
-    return "ok"
+    if len(residuals) <= 2 * STALLED_AFTER:
+        return "ok"
+    recent, earlier = residuals[-STALLED_AFTER:], residuals[-2 * STALLED_AFTER:-STALLED_AFTER]
+    if max(recent) <= 0.9 * max(earlier):
+        return "ok"
+    stretch = residuals[-2 * STALLED_AFTER:]
+    rises = sum(b > a for a, b in zip(stretch[:-1], stretch[1:], strict=True))
+    overshoot = float(np.mean(turns[-STALLED_AFTER:])) < 0
+    return "stalled" if rises >= STALLED_AFTER // 2 or overshoot else "ok"
 
 
 def _advance_program(step, curves, state, history: int):
@@ -145,7 +158,7 @@ def _advance_program(step, curves, state, history: int):
     unflatten = _flatten(state)[1]
 
     @jax.jit
-    def advance(flat, memory, previous, restart, args, time_index, front, damping):
+    def advance(flat, memory, previous, before, restart, args, time_index, front, damping):
         new, outputs = step(unflatten(flat), *args)
         active = time_index < front
         image = jnp.where(active, _flatten(new)[0], flat)
@@ -159,8 +172,13 @@ def _advance_program(step, curves, state, history: int):
         current = curves(outputs)
         window = jnp.arange(current.shape[-1]) < front
         scale = jnp.max(jnp.where(window, jnp.abs(current), 0.0), axis=-1, keepdims=True)
-        change = jnp.max(jnp.where(window, jnp.abs(current - previous), 0.0) / scale)
-        return mixed, memory, outputs, current, change
+        step_now = jnp.where(window, current - previous, 0.0)
+        step_before = jnp.where(window, previous - before, 0.0)
+        change = jnp.max(jnp.abs(step_now) / scale)
+        # cosine between this change of the curves and the last: < 0 when they overshoot
+        turn = jnp.vdot(step_now, step_before) / jnp.maximum(
+            jnp.linalg.norm(step_now) * jnp.linalg.norm(step_before), 1e-300)
+        return mixed, memory, outputs, current, change, turn
 
     if len(_PROGRAMS) >= 64:
         _PROGRAMS.clear()
@@ -210,9 +228,10 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
             without the batch axis: the latest time index the entry belongs to. When the
             whole-grid iteration diverges (`_verdict`), it restarts from `state` on the first
             half of the times and extends a window that has settled (residual < 1e-2) by
-            doubling it (halving an extension that diverges again); when the residual stalls
-            (a limit cycle) it halves the damping (down to SMALLEST_DAMPING): the same fixed
-            point, reached in time windows and smaller steps. None: neither fallback.
+            doubling it (halving an extension that diverges again); when the damped
+            iteration overshoots without converging (a limit cycle, `_verdict`) it halves the
+            damping (down to SMALLEST_DAMPING): the same fixed point, reached in time windows
+            and smaller steps. None: neither fallback.
 
     Returns:
         (state, outputs of the last step, iterations, residual). Warns ConvergenceWarning when
@@ -234,8 +253,8 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
     time_index, n_time = _flat_time_index(horizon, state)
 
     shape = jax.eval_shape(lambda s, a: curves(step(s, *a)[1]), state, args)
-    current = jnp.zeros(shape.shape, shape.dtype)
-    residual, iterations, residuals = math.inf, 0, []
+    current = before = jnp.zeros(shape.shape, shape.dtype)
+    residual, iterations, residuals, turns = math.inf, 0, [], []
     front, converged = n_time, (flat, 0)     # active window; last converged (state, front)
     window_tol = max(tol, 1e-2)     # a window need not be converged before the next one
     initial_damping = damping
@@ -244,13 +263,16 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
         while iterations < max_iter and (residual > tol or front < n_time):
             # a jump of the residual means the history misleads: restart it
             restart = len(residuals) >= 2 and residuals[-1] > 4 * residuals[-2]
-            image, memory, outputs, current, change = advance(
-                flat, memory, current, jnp.asarray(restart), args, time_index,
+            previous = current
+            image, memory, outputs, current, change, turn = advance(
+                flat, memory, current, before, jnp.asarray(restart), args, time_index,
                 jnp.asarray(front, jnp.int32), jnp.asarray(damping, flat.dtype))
+            before = previous
             iterations += 1
             residual = float(change) if residuals or not math.isinf(residual) else math.inf
             residuals.append(residual)
-            verdict = _verdict(residuals) if horizon is not None else "ok"
+            turns.append(float(turn))
+            verdict = _verdict(residuals, turns) if horizon is not None else "ok"
             if verdict == "diverged":
                 # back to the last converged window, extend it half as far
                 flat, done = converged
@@ -258,17 +280,17 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
                 if front <= done:
                     front, residual = n_time, math.nan       # no window converges: diverged
                     break
-                memory, residual, residuals = fresh_memory(flat), math.inf, []
+                memory, residual, residuals, turns = fresh_memory(flat), math.inf, [], []
             else:
                 flat = image
                 if verdict == "stalled" and damping > SMALLEST_DAMPING:
                     # a limit cycle of the damped map: smaller steps
                     damping = max(SMALLEST_DAMPING, damping / 2)
-                    memory, residuals = fresh_memory(flat), [math.inf]
+                    memory, residuals, turns = fresh_memory(flat), [math.inf], [0.0]
                 if front < n_time and len(residuals) > 1 and residual <= window_tol:
                     converged = (flat, front)
                     front = 2 * front if 5 * front < 2 * n_time else n_time
-                    memory, residual, residuals = fresh_memory(flat), math.inf, []
+                    memory, residual, residuals, turns = fresh_memory(flat), math.inf, [], []
                 elif not math.isfinite(residual) and len(residuals) > 1:
                     break
             per_iteration = (time.perf_counter() - started) / iterations
