@@ -12,6 +12,12 @@ host. Each iteration can take minutes, so this loop reports the iteration, the
 residual and an estimate of the time left (from the observed contraction rate), and when it
 stops at `max_iter` without reaching `tol` it warns (`ConvergenceWarning`) with the residual
 reached and the knobs that help, instead of returning unconverged curves silently.
+
+For a causal map (given `horizon=`, the time index of every state entry) two fallbacks keep a
+long run from failing: a blow-up of the whole-grid iteration restarts it in growing time
+windows (the early times settle first and the late ones start from them), and a limit cycle of
+the damped iteration halves the damping. Both change the path, not the fixed point; where the
+plain iteration converges they stay out of the way.
 """
 
 from __future__ import annotations
