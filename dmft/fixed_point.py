@@ -275,7 +275,7 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
                 jnp.asarray(front, jnp.int32), jnp.asarray(damping, flat.dtype))
             before = previous
             iterations += 1
-            residual = float(change) if residuals or not math.isinf(residual) else math.inf
+            residual = float(change) if residuals else math.inf    # a window's first: none
             residuals.append(residual)
             turns.append(float(turn))
             verdict = _verdict(residuals, turns) if horizon is not None else "ok"

@@ -228,3 +228,12 @@ def test_a_monotone_crawl_keeps_its_damping(x64):
                                           horizon={"x": np.arange(5)}, **settings)
     assert plain[2] == windowed[2] == 200
     np.testing.assert_array_equal(np.asarray(plain[0]["x"]), np.asarray(windowed[0]["x"]))
+
+
+def test_a_horizon_of_another_layout_is_refused(x64):
+    """A horizon whose leaves do not match the state's is refused, naming the argument."""
+    step, _ = _cubic_decay_map(10, 0.05)
+    with pytest.raises(ValueError, match="horizon has 2 leaves; the state has 1"):
+        iterate_to_fixed_point(step, {"x": jnp.zeros((1, 10))}, lambda out: out["x"],
+                               horizon={"x": np.arange(10), "y": np.arange(10)}, damping=0.6,
+                               tol=1e-6, max_iter=5, progress=False, what="test", knobs="")
