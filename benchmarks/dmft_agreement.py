@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from dmft.grokking_agreement import TEACHERS, agreement, format_rows, parse_solve_settings
+from dmft.grokking_agreement import GRIDS, TEACHERS, agreement, format_rows, parse_solve_settings
 
 
 def main() -> None:
@@ -24,6 +24,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--teacher", choices=TEACHERS, default="per_seed",
                         help="DMFT at each seed's teacher scale (default) or at their mean")
+    parser.add_argument("--grid", choices=GRIDS, default="uniform",
+                        help="all alphas on solve's default grid (default) or each alpha on "
+                        "its own adaptive grid with the implicit scheme")
     parser.add_argument("--solve", nargs="*", default=[],
                         help="solve settings as name=value (e.g. n_samples=400)")
     args = parser.parse_args()
@@ -33,7 +36,7 @@ def main() -> None:
         for eps in args.eps:
             for ratio in args.ratios:
                 rows = agreement(dim, args.alphas, eps, ratio, args.seeds, args.teacher,
-                                 **settings)
+                                 args.grid, **settings)
                 print(format_rows(dim, eps, ratio, rows), flush=True)
 
 

@@ -5,7 +5,8 @@ dynamics="infinite")` over `seeds` seeds (the exact N -> infinity dynamics at th
 `dmft.grokking.solve` with each seed's teacher scale b = |beta|^2 / D, and compares the
 seed-mean curves: relative L2 error of the population test loss over the run, relative error of
 the grokking time and of the train-to-test delay (`dmft/grokking_timing.py`). Time runs over
-0..80 D at lr_scale = D / 20 (1600 steps), the setting of every table in `dmft/README.md`.
+0..80 D at lr_scale = D / 20 (1600 steps) unless `horizon` says otherwise, the setting of
+every table in `dmft/README.md`.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ def relative_error(estimate: float, reference: float) -> float:
 
 
 TEACHERS = ("per_seed", "mean")
+GRIDS = ("uniform", "adaptive")
 
 
 def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
-              teacher: str = "per_seed", **settings) -> list[dict]:
+              teacher: str = "per_seed", grid: str = "uniform", horizon: float = 80.0,
+              **settings) -> list[dict]:
     """One row per alpha: errors of the DMFT against the seed-mean simulation.
 
     Args:
@@ -48,6 +51,12 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
         teacher: "per_seed" solves the DMFT at each seed's teacher scale b = |beta|^2 / D and
             averages the curves (the issue's protocol; costs `seeds` times more), "mean" solves
             it once at the seeds' mean b.
+        grid: "uniform" solves all alphas together on `solve`'s default grid (explicit
+            scheme; pass dt= in settings for rich alphas), "adaptive" solves each alpha on its
+            own `grokking.adaptive_times` grid with the implicit scheme (fine only where its
+            curves move: far fewer points for lazy alphas, the small steps a rich alpha needs).
+        horizon: length of the run in units of D (time 0..horizon D at lr_scale = D / 20, i.e.
+            20 horizon steps; a multiple of 0.5, the simulation logs every 10 steps).
         settings: keyword arguments of `dmft.grokking.solve` (n_samples, n_response, seed, ...).
 
     Returns:
@@ -60,19 +69,41 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
 
     if teacher not in TEACHERS:
         raise ValueError(f"teacher must be one of {TEACHERS}; got {teacher!r}")
+    steps = 20 * horizon if isinstance(horizon, (int, float)) else float("nan")
+    if not (steps >= 10 and steps == int(steps) and int(steps) % 10 == 0):
+        raise ValueError(f"horizon={horizon!r} must be a positive multiple of 0.5 (the run "
+                         f"takes 20 horizon steps, logged every 10)")
+    if grid not in GRIDS:
+        raise ValueError(f"grid must be one of {GRIDS}; got {grid!r}")
+    if grid == "adaptive" and {"t_max", "dt", "times", "scheme"} & set(settings):
+        raise ValueError(f"grid='adaptive' sets the times and the scheme itself; drop "
+                         f"{sorted({'t_max', 'dt', 'times', 'scheme'} & set(settings))} from "
+                         f"the solve settings")
     P, lr_scale = int(round(P_over_D * D)), D / 20
     seed_list = list(range(seeds))
     start = time.perf_counter()
     sim = lazyrich.sweep("grokking", alpha=[float(a) for a in alphas], eps=eps, D=D, P=P, N=1,
-                         n_test=10, lr_scale=lr_scale, steps=1600, log_every=10,
+                         n_test=10, lr_scale=lr_scale, steps=int(steps), log_every=10,
                          dynamics="infinite", seed=seed_list, progress=False)
     sim_seconds = time.perf_counter() - start
     scales = teacher_scales(seed_list, D, P)
+    target = scales if teacher == "per_seed" else float(np.mean(scales))
     start = time.perf_counter()
-    theory = grokking.solve(list(alphas), eps, P / D, lr_scale, t_max=80.0 * D, D=D,
-                            target_scale=(scales if teacher == "per_seed"
-                                          else float(np.mean(scales))), progress=False,
-                            **settings)
+    if grid == "uniform":
+        solved = grokking.solve(list(alphas), eps, P / D, lr_scale, t_max=horizon * D, D=D,
+                                target_scale=target, progress=False, **settings)
+        theories = {float(a): solved.sel(alpha=a) for a in alphas}
+        iterations = {float(a): int(solved.attrs["iterations"]) for a in alphas}
+        converged = {float(a): bool(solved.attrs["converged"]) for a in alphas}
+    else:
+        theories, iterations, converged = {}, {}, {}
+        for a in alphas:
+            solved = grokking.solve(float(a), eps, P / D, lr_scale, D=D, target_scale=target,
+                                    times=grokking.adaptive_times(horizon * D, D, P / D, a, eps),
+                                    scheme="implicit", progress=False, **settings)
+            theories[float(a)] = solved.isel(alpha=0)
+            iterations[float(a)] = int(solved.attrs["iterations"])
+            converged[float(a)] = bool(solved.attrs["converged"])
     theory_seconds = time.perf_counter() - start
     t = sim.time.values
     rows = []
@@ -80,7 +111,7 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
         one = sim.sel(alpha=alpha) if "alpha" in sim.dims else sim
         sim_test = one.test_loss_population.mean("seed").values
         sim_train = one.train_loss.mean("seed").values
-        curves = theory.sel(alpha=alpha).isel(eps=0).mean("target_scale")
+        curves = theories[float(alpha)].isel(eps=0).mean("target_scale")
         test, train = (curves[v].interp(time=t).values for v in ("test_loss", "train_loss"))
         grok_sim, delay_sim = grokking_time(t, sim_test), delay(t, sim_train, sim_test)
         rows.append({"alpha": float(alpha),
@@ -93,8 +124,8 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
                                                  half_drop_time(t, sim_test)),
                      "grok_sim": grok_sim, "delay_sim": delay_sim, "sim_seconds": sim_seconds,
                      "theory_seconds": theory_seconds,
-                     "iterations": int(theory.attrs["iterations"]),
-                     "converged": bool(theory.attrs["converged"])})
+                     "iterations": iterations[float(alpha)],
+                     "converged": converged[float(alpha)]})
     return rows
 
 

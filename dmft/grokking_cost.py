@@ -112,7 +112,9 @@ def adaptive_times(t_max: float, D: int, P_over_D, alpha, eps, *,
             ds = min(ds * growth, largest)
     if len(points) > 2 and points[-1] - points[-2] < 0.5 * (points[-2] - points[-3]):
         points[-2] = (points[-1] + points[-3]) / 2   # no sliver of a last step: split evenly
-    return np.asarray(points) * D
+    times = np.asarray(points) * D
+    times[-1] = t_max       # exactly: s_max * D can round below t_max, off a run's last time
+    return times
 
 
 def iteration_work(n: int, n_samples: int, n_response: int, bulk_rank: int) -> dict:

@@ -163,6 +163,8 @@ def test_adaptive_times_and_bad_grids_are_refused_naming_the_argument():
     times = grokking.adaptive_times(30000.0, 100, 4.5, 8.0, 0.02)
     steps = np.diff(times) / 100
     assert times[0] == 0 and times[-1] == pytest.approx(30000.0)
+    # exactly t_max, not 1 ulp below (a simulation's last time would interpolate to nan)
+    assert grokking.adaptive_times(12 * 20, 20, 3.0, 1.0, 0.1)[-1] == 240.0
     first = grokking.default_dt(30000.0, 100, 4.5) / 100
     assert steps[0] == pytest.approx(first, rel=0.01)
     assert np.all(steps[1:-1] <= 1.05 * steps[:-2] * (1 + 1e-9))
