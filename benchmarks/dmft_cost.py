@@ -12,10 +12,13 @@ lr_scale = D / 20: wall time of `lazyrich.sweep("grokking", dynamics="infinite")
 (compilation included, as a user pays it) against `dmft.grokking.solve` with the given settings,
 measured one after the other in this process, with the theory's relative L2 error of the
 seed-mean test loss, its grokking time and its train-to-test delay against that simulation.
+With --reference-tol, the same solve is repeated (untimed) to that tighter tolerance and the
+timed solve's distance from it is printed: what the looser `tol` of the timed solve costs in
+accuracy (relative L2 of the test loss, relative change of the grokking time and the delay).
 
     python benchmarks/dmft_cost.py [--points 337] [--samples 1000] [--response 64] [--rank 48]
         [--dims 100 200] [--solve anderson=5 n_samples=400 ...] [--skip-phases]
-        [--grid uniform adaptive]
+        [--grid uniform adaptive] [--reference-tol 1e-7]
 """
 
 from __future__ import annotations
@@ -141,11 +144,25 @@ def _teacher_scales(seeds, dim: int, P: int) -> list[float]:
                                     np.float64) ** 2) / dim) for s in seeds]
 
 
-def side_by_side(dim: int, settings: dict, seeds: int = 8, grid: str = "uniform") -> dict:
+def _test_loss_change(curves, reference) -> dict:
+    """Relative L2 distance of two solves' test-loss curves and the relative change of their
+    grokking times and delays (same grid)."""
+    t = reference.time.values
+    (test, train), (test_ref, train_ref) = (
+        [c.isel(alpha=0, eps=0, target_scale=0)[v].values for v in ("test_loss", "train_loss")]
+        for c in (curves, reference))
+    return {"ref L2": np.linalg.norm(test - test_ref) / np.linalg.norm(test_ref),
+            "ref grok": grokking_time(t, test) / grokking_time(t, test_ref) - 1,
+            "ref delay": delay(t, train, test) / delay(t, train_ref, test_ref) - 1}
+
+
+def side_by_side(dim: int, settings: dict, seeds: int = 8, grid: str = "uniform",
+                 reference_tol: float | None = None) -> dict:
     """Wall seconds of the 8-seed N -> infinity simulation and of one DMFT solve at D = dim
     (P = 5 D, alpha = 1, eps = 0.02, t_max = 80 D), and the theory's errors against it.
     grid "adaptive": `grokking.adaptive_times` with the implicit scheme instead of the default
-    uniform grid."""
+    uniform grid. reference_tol: also solve (untimed) to this tolerance and report the timed
+    solve's distance from it (`_test_loss_change`)."""
     import lazyrich
 
     lr_scale, t_max = dim / 20, 80.0 * dim
@@ -162,6 +179,12 @@ def side_by_side(dim: int, settings: dict, seeds: int = 8, grid: str = "uniform"
     theory = grokking.solve(1.0, 0.02, 5.0, lr_scale, D=dim, target_scale=scale,
                             progress=False, **{**horizon, **settings})
     theory_seconds = time.perf_counter() - start
+    against_reference = {}
+    if reference_tol is not None:
+        reference = grokking.solve(1.0, 0.02, 5.0, lr_scale, D=dim, target_scale=scale,
+                                   progress=False,
+                                   **{**horizon, **settings, "tol": reference_tol})
+        against_reference = _test_loss_change(theory, reference)
     t = sim.time.values
     sim_test = sim.test_loss_population.mean("seed").values
     sim_train = sim.train_loss.mean("seed").values
@@ -171,7 +194,8 @@ def side_by_side(dim: int, settings: dict, seeds: int = 8, grid: str = "uniform"
             "iterations": theory.attrs["iterations"], "points": theory.time.size,
             "test L2": np.linalg.norm(test - sim_test) / np.linalg.norm(sim_test),
             "grok": grokking_time(t, test) / grokking_time(t, sim_test) - 1,
-            "delay": delay(t, train, test) / delay(t, sim_train, sim_test) - 1}
+            "delay": delay(t, train, test) / delay(t, sim_train, sim_test) - 1,
+            **against_reference}
 
 
 def main() -> None:
@@ -188,22 +212,31 @@ def main() -> None:
                         default=["uniform"], help="the DMFT's time grid(s) in the side by side: "
                         "uniform (default_dt, explicit) and/or adaptive (adaptive_times, "
                         "implicit)")
+    parser.add_argument("--reference-tol", type=float, default=None,
+                        help="also solve to this tighter tol (untimed) and print how far the "
+                        "timed solve is from it")
     args = parser.parse_args()
     if not args.skip_phases:
         print_phases(args.points, args.samples, args.response, args.rank)
     settings = parse_solve_settings(args.solve)
+    jnp.zeros(()).block_until_ready()   # start the backend here, not in the first timed run
     if args.dims:
         print(f"side by side, solve settings {settings or 'defaults'}; errors against the "
               f"simulation's seed mean (grok, delay: relative)")
         print(f"{'D':>4} {'grid':>8} {'sim s':>7} {'theory s':>9} {'ratio':>6} {'iters':>5} "
-              f"{'n':>4} {'test L2':>8} {'grok':>7} {'delay':>7}")
+              f"{'n':>4} {'test L2':>8} {'grok':>7} {'delay':>7}"
+              + (f"   vs tol={args.reference_tol:g}: {'L2':>8} {'grok':>8} {'delay':>8}"
+                 if args.reference_tol is not None else ""))
     for dim in args.dims:
         for grid in args.grid:
-            row = side_by_side(dim, settings, grid=grid)
+            row = side_by_side(dim, settings, grid=grid, reference_tol=args.reference_tol)
             print(f"{row['D']:>4} {grid:>8} {row['sim s']:>7.1f} {row['theory s']:>9.1f} "
                   f"{row['theory s'] / row['sim s']:>6.2f} {row['iterations']:>5} "
                   f"{row['points']:>4} {row['test L2']:>8.1%} {row['grok']:>+7.1%} "
-                  f"{row['delay']:>+7.1%}", flush=True)
+                  f"{row['delay']:>+7.1%}"
+                  + (f"   {'':>{len(f'vs tol={args.reference_tol:g}:')}} {row['ref L2']:>8.1e} "
+                     f"{row['ref grok']:>+8.1e} {row['ref delay']:>+8.1e}"
+                     if args.reference_tol is not None else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -59,11 +59,16 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def _flatten(state) -> tuple[jax.Array, Callable]:
-    """(batch, size) matrix of a pytree whose leaves all lead with the batch axis, and its
-    inverse."""
+def _flat(state) -> jax.Array:
+    """(batch, size) matrix of a pytree whose leaves all lead with the batch axis
+    (traceable)."""
+    leaves = jax.tree_util.tree_leaves(state)
+    return jnp.concatenate([leaf.reshape(leaf.shape[0], -1) for leaf in leaves], axis=1)
+
+
+def _unflattener(state) -> Callable:
+    """The inverse of `_flat` for pytrees shaped like `state` (only its shapes are read)."""
     leaves, tree = jax.tree_util.tree_flatten(state)
-    batch = leaves[0].shape[0]
     shapes = [leaf.shape for leaf in leaves]
     sizes = np.cumsum([int(np.prod(s[1:])) for s in shapes])[:-1]
 
@@ -72,7 +77,12 @@ def _flatten(state) -> tuple[jax.Array, Callable]:
         return jax.tree_util.tree_unflatten(tree, [p.reshape(s) for p, s in
                                                    zip(parts, shapes, strict=True)])
 
-    return jnp.concatenate([leaf.reshape(batch, -1) for leaf in leaves], axis=1), unflatten
+    return unflatten
+
+
+def _zeros(shape, dtype) -> jax.Array:
+    """Zeros copied from the host (an eager jnp.zeros compiles a program per shape)."""
+    return jax.device_put(np.zeros(shape, dtype))
 
 
 def anderson_mix(x, g, history, damping: float, regularization: float = 1e-10):
@@ -161,13 +171,13 @@ def _advance_program(step, curves, state, history: int):
     key = (step, curves, layout, int(history))
     if key in _PROGRAMS:
         return _PROGRAMS[key]
-    unflatten = _flatten(state)[1]
+    unflatten = _unflattener(state)
 
     @jax.jit
     def advance(flat, memory, previous, before, restart, args, time_index, front, damping):
         new, outputs = step(unflatten(flat), *args)
         active = time_index < front
-        image = jnp.where(active, _flatten(new)[0], flat)
+        image = jnp.where(active, _flat(new), flat)
         if history == 0:
             mixed = flat + damping * (image - flat)
         else:
@@ -199,19 +209,20 @@ def _flat_time_index(horizon, state) -> tuple[jax.Array, int]:
     leaves = jax.tree_util.tree_leaves(state)
     if horizon is None:
         size = sum(int(np.prod(leaf.shape[1:])) for leaf in leaves)
-        return jnp.zeros(size, jnp.int32), int(np.iinfo(np.int32).max)
+        return _zeros(size, np.int32), int(np.iinfo(np.int32).max)
     indices = jax.tree_util.tree_leaves(horizon)
     if len(indices) != len(leaves):
         raise ValueError(f"horizon has {len(indices)} leaves; the state has {len(leaves)}")
     flat = np.concatenate([np.broadcast_to(np.asarray(index), leaf.shape[1:]).ravel()
                            for index, leaf in zip(indices, leaves, strict=True)])
-    return jnp.asarray(flat, jnp.int32), int(flat.max()) + 1
+    return jax.device_put(flat.astype(np.int32)), int(flat.max()) + 1
 
 
 def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
                            curves: Callable[[dict], Any], *, damping: float, tol: float,
                            max_iter: int, progress: bool, what: str, knobs: str,
-                           history: int = 0, args: tuple = (), horizon: Any = None):
+                           history: int = 0, args: tuple = (), horizon: Any = None,
+                           return_state: bool = True):
     """Iterate the map `step` from `state` to its fixed point, Anderson-accelerated.
 
     Args:
@@ -238,6 +249,8 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
             iteration overshoots without converging (a limit cycle, `_verdict`) it halves the
             damping (down to SMALLEST_DAMPING): the same fixed point, reached in time windows
             and smaller steps. None: neither fallback.
+        return_state: False returns None for the state (a caller that needs only the
+            outputs skips compiling the unflattening).
 
     Returns:
         (state, outputs of the last step, iterations, residual). Warns ConvergenceWarning when
@@ -245,21 +258,22 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
         reached the last time); residual nan when the iteration diverged (no fallback, or no
         time window short enough converges).
     """
-    flat, unflatten = _flatten(state)
+    # one compiled program each way (eagerly, every reshape would compile one of its own)
+    flat = jax.jit(_flat)(state)
     batch, size = flat.shape
     depth = max(history, 1)
 
     def fresh_memory(start):
-        return (jnp.zeros((batch, depth, size), flat.dtype),
-                jnp.zeros((batch, depth, size), flat.dtype), start, start,
-                jnp.zeros(batch, bool))
+        return (_zeros((batch, depth, size), flat.dtype), _zeros((batch, depth, size),
+                                                                  flat.dtype), start, start,
+                _zeros(batch, bool))
 
     memory = fresh_memory(flat)
     advance = _advance_program(step, curves, state, history)
     time_index, n_time = _flat_time_index(horizon, state)
 
     shape = jax.eval_shape(lambda s, a: curves(step(s, *a)[1]), state, args)
-    current = before = jnp.zeros(shape.shape, shape.dtype)
+    current = before = _zeros(shape.shape, shape.dtype)
     residual, iterations, residuals, turns = math.inf, 0, [], []
     front, converged = n_time, (flat, 0)     # active window; last converged (state, front)
     window_tol = max(tol, 1e-2)     # a window need not be converged before the next one
@@ -271,8 +285,8 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
             restart = len(residuals) >= 2 and residuals[-1] > 4 * residuals[-2]
             previous = current
             image, memory, outputs, current, change, turn = advance(
-                flat, memory, current, before, jnp.asarray(restart), args, time_index,
-                jnp.asarray(front, jnp.int32), jnp.asarray(damping, flat.dtype))
+                flat, memory, current, before, np.bool_(restart), args, time_index,
+                np.int32(front), np.asarray(damping, flat.dtype))
             before = previous
             iterations += 1
             residual = float(change) if residuals else math.inf    # a window's first: none
@@ -318,4 +332,5 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
                       f"iteration){reached}; the curves are not converged. Raise max_iter=, "
                       f"lower damping= if the residual oscillates, {knobs}, or loosen tol=",
                       ConvergenceWarning, stacklevel=3)
-    return unflatten(flat), outputs, iterations, residual
+    return (jax.jit(_unflattener(state))(flat) if return_state else None, outputs, iterations,
+            residual)

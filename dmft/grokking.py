@@ -185,7 +185,14 @@ def response_paths(z: np.ndarray, n_response: int, sampling: str = "first"):
     return np.concatenate([order[:tail], middles]), weights
 
 
-IMPLICIT_STEP_TOLERANCE = 1e-8   # relative error of the Newton-solved implicit field steps
+# relative error of the Newton-solved implicit field steps: 1e-8, or 100 rounding units of a
+# float32 solve (its Newton residual cannot fall below a few units: not a too-long step)
+IMPLICIT_STEP_TOLERANCE = 1e-8
+
+
+def implicit_step_tolerance(dtype: str) -> float:
+    """The Newton residual above which `solve` warns that its implicit steps are too long."""
+    return max(IMPLICIT_STEP_TOLERANCE, 100 * float(np.finfo(dtype).eps))
 
 
 def _train_and_test(outputs):
@@ -298,7 +305,8 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
         `VARIABLES`, coordinates `time` (simulation units) and `step` = time / lr_scale; attrs
         `iterations`, `residual` (final relative change), `converged`, `scheme`, `grid`,
         `implicit_step_error` (largest relative error of the Newton-solved implicit steps, 0
-        for the explicit scheme; above 1e-8 `solve` warns ConvergenceWarning).
+        for the explicit scheme; above 1e-8, float32: 100 rounding units, `solve` warns
+        ConvergenceWarning).
 
     Raises:
         MemoryEstimateError (a MemoryError) before allocating when `estimate_cost` says the
@@ -324,23 +332,33 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
     # forward steps in s = t / D (the last one is not used); a uniform grid keeps a scalar
     ds = dt / a["D"] if uniform else np.append(np.diff(time), dt) / a["D"]
     with _precision(a["dtype"]):
+        # inputs built in numpy at the solve's precision and copied over (device_put): eager
+        # jnp ops, jnp.asarray included, each compile a small program (~35 of them, ~0.7 s
+        # of a 7 s solve)
+        real = np.float64 if a["dtype"] == "float64" else np.float32
+
+        def device(values):
+            values = np.asarray(values)
+            return jax.device_put(values.astype(real) if values.dtype.kind == "f" else values)
+
         rng = np.random.default_rng(a["seed"])
         quantiles = scipy.special.ndtri((np.arange(n_samples) + 0.5) / n_samples)
-        z = jnp.asarray(rng.permutation(quantiles))
+        z_host = rng.permutation(quantiles)
+        z = device(z_host)
         # Haar orthogonal mixing: the fields' empirical covariance is G10 exactly
         orthogonal, upper = np.linalg.qr(rng.normal(size=(n_samples, n_samples)))
-        mixing = jnp.asarray(orthogonal * np.sign(np.diag(upper)))
-        grid = [jnp.asarray(g.ravel()) for g in np.meshgrid(alphas, epss, scales, lams,
-                                                            indexing="ij")]
+        mixing = device(orthogonal * np.sign(np.diag(upper)))
+        grid = [device(g.ravel()) for g in np.meshgrid(alphas, epss, scales, lams,
+                                                       indexing="ij")]
         rank = min(a["bulk_rank"], n)
-        responders = tuple(jnp.asarray(v) for v in response_paths(
-            np.asarray(z), n_response, a["response_sampling"]))
+        responders = tuple(device(v) for v in response_paths(z_host, n_response,
+                                                              a["response_sampling"]))
 
         batched = _compiled_iteration(a["D"], rank, a["scheme"] == "implicit")
-        steps = jnp.asarray(ds)
-        state = (jnp.zeros((batch, n_samples, n, 2)), jnp.zeros((batch, n, n, 2, 2)),
-                 jnp.zeros((batch, n, n)), jnp.zeros((batch, n, n)), jnp.zeros((batch, n, n)),
-                 jnp.zeros((batch, n)), jnp.zeros((batch, n_samples, n)))
+        steps = device(ds)
+        state = tuple(device(np.zeros(shape)) for shape in (
+            (batch, n_samples, n, 2), (batch, n, n, 2, 2), (batch, n, n), (batch, n, n),
+            (batch, n, n), (batch, n), (batch, n_samples, n)))
         k = np.arange(n)
         later = np.maximum(k[:, None], k[None, :])
         # the time each state entry belongs to (the map is causal): the fixed point falls back
@@ -352,15 +370,16 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
         _, (stats, dropped), iterations, residual = iterate_to_fixed_point(
             batched, state, _train_and_test, args=(*grid, steps, z, mixing, responders),
             damping=a["damping"], tol=a["tol"], max_iter=a["max_iter"], progress=progress,
-            history=a["anderson"], horizon=horizon,
+            history=a["anderson"], horizon=horizon, return_state=False,
             what="dmft.grokking.solve",
             knobs="raise n_samples= (Monte Carlo noise floors the residual near 1/sqrt(M))")
         shape = (alphas.size, epss.size, scales.size, lams.size, n)
         stats = {k: np.asarray(v, np.float64).reshape(shape) for k, v in stats.items()}
     step_error = float(np.max(np.asarray(dropped)[..., 1]))
-    if step_error > IMPLICIT_STEP_TOLERANCE:
+    step_tolerance = implicit_step_tolerance(a["dtype"])
+    if step_error > step_tolerance:
         warnings.warn(f"dmft.grokking.solve: the implicit steps' Newton solves left a relative "
-                      f"error of {step_error:.2g} (> {IMPLICIT_STEP_TOLERANCE:g}) in the fields; "
+                      f"error of {step_error:.2g} (> {step_tolerance:g}) in the fields; "
                       f"the grid's steps (largest dt={dt:.4g}) are too long for them: use a "
                       f"finer `times`", ConvergenceWarning, stacklevel=2)
     if np.isnan(residual) or not all(np.all(np.isfinite(v)) for v in stats.values()):
