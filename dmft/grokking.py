@@ -130,7 +130,7 @@ def _iterate(state, p, z, mixing, n_response, rank):
         # a perturbation at s_k feeds back within the step: R_kk = J (I + c_k H_kk J)^-1
         within = jnp.eye(2) + jnp.einsum("k,kab,mkbc->mkac", c,
                                          kernel[jnp.arange(n), jnp.arange(n)], local)
-        local = jnp.einsum("mkab,mkbc->mkac", local, jnp.linalg.inv(within))
+        local = jnp.einsum("mkab,mkbc->mkac", local, paths_.inverse_2x2(within))
     equal_time = jnp.eye(n)[:, :, None, None]
     new_response = (responses * (1 - equal_time)
                     + equal_time * jnp.mean(local, axis=0)[:, None])

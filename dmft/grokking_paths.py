@@ -26,6 +26,15 @@ import jax.numpy as jnp
 NEWTON_STEPS = 6   # per implicit field step; the map is a contraction near the previous step
 
 
+def inverse_2x2(matrix):
+    """Inverse of every (2, 2) block of `matrix` (..., 2, 2) in closed form (adjugate over
+    determinant): a batched LAPACK call per tiny block costs several times more on CPU."""
+    a, b = matrix[..., 0, 0], matrix[..., 0, 1]
+    c, d = matrix[..., 1, 0], matrix[..., 1, 1]
+    adjugate = jnp.stack([jnp.stack([d, -b], -1), jnp.stack([-c, a], -1)], -2)
+    return adjugate / (a * d - b * c)[..., None, None]
+
+
 def steps(p, n):
     """(n,) forward steps ds[k] = s_{k+1} - s_k of the explicit parts (nu, A2, the bulk)."""
     return jnp.broadcast_to(jnp.asarray(p["ds"]), (n,))
@@ -87,7 +96,7 @@ def weight_kernel(response, c, lam, implicit=False):
         # rows l >= k of `kernel` are still zero: the sum runs over l < k
         feedback = jnp.einsum("lab,ljbc->jac", response[k], kernel)
         right = previous + jnp.where(identity == k, eye, 0.0) - c[k] * lam * feedback
-        new = jnp.einsum("ab,jbc->jac", jnp.linalg.inv(eye + c[k] * lam * response[k, k]),
+        new = jnp.einsum("ab,jbc->jac", inverse_2x2(eye + c[k] * lam * response[k, k]),
                          right)
         return (kernel.at[k].set(new), new), None
 
@@ -231,7 +240,7 @@ def implicit_fields(rhs, coupling, z, nu, m, p):
             return a + coupling @ forces(a, z_1, nu, m_1, p)[2] - rhs_1
 
         def newton(a, _):
-            return a - jnp.linalg.solve(jax.jacfwd(residual)(a), residual(a)), None
+            return a - inverse_2x2(jax.jacfwd(residual)(a)) @ residual(a), None
 
         a, _ = jax.lax.scan(newton, rhs_1, None, length=NEWTON_STEPS)
         return a
@@ -299,7 +308,7 @@ def path_response(a, m, delta, rows, z, nu, kernel, bulk, p):
         # equal-time blocks I + c_k H_kk J_kk: closed = B U with B block-diagonal and U unit
         # lower triangular, so R = Jt closed^-1 = (Jt U^-1) B^-1
         blocks = closed.reshape(n, 2, n, 2)[jnp.arange(n), :, jnp.arange(n), :]     # (n, 2, 2)
-        inverse = jnp.linalg.inv(blocks)
+        inverse = inverse_2x2(blocks)
         unit = jnp.einsum("kab,kblc->kalc", inverse, closed.reshape(n, 2, n, 2))
         unit = unit.reshape(2 * n, 2 * n)
         response = jax.scipy.linalg.solve_triangular(unit.T, full.T, lower=False,

@@ -211,3 +211,11 @@ def test_adaptive_times_and_bad_grids_are_refused_naming_the_argument():
     for lam, eps in ((0.8, 0.05), (5.0, 0.0)):
         steps = np.diff(grokking.adaptive_times(3000.0, 30, lam, 1.0, eps))
         np.testing.assert_allclose(steps[:-2], steps[0])
+
+
+def test_closed_form_2x2_inverse_equals_numpy(x64):
+    """`inverse_2x2` (the implicit steps' Newton solves and equal-time blocks) against
+    numpy.linalg.inv on random blocks, to 1e-12 relative."""
+    blocks = np.random.default_rng(0).normal(size=(5, 3, 2, 2))
+    np.testing.assert_allclose(np.asarray(paths_.inverse_2x2(jnp.asarray(blocks))),
+                               np.linalg.inv(blocks), rtol=1e-12, atol=1e-12)
