@@ -27,6 +27,9 @@ def main() -> None:
     parser.add_argument("--grid", choices=GRIDS, default="uniform",
                         help="all alphas on solve's default grid (default) or each alpha on "
                         "its own adaptive grid with the implicit scheme")
+    parser.add_argument("--horizon", type=float, default=80.0,
+                        help="run length in units of D (time 0..horizon D, 20 horizon steps); "
+                        "longer for alphas that grok late")
     parser.add_argument("--solve", nargs="*", default=[],
                         help="solve settings as name=value (e.g. n_samples=400)")
     args = parser.parse_args()
@@ -36,7 +39,7 @@ def main() -> None:
         for eps in args.eps:
             for ratio in args.ratios:
                 rows = agreement(dim, args.alphas, eps, ratio, args.seeds, args.teacher,
-                                 args.grid, **settings)
+                                 args.grid, args.horizon, **settings)
                 print(format_rows(dim, eps, ratio, rows), flush=True)
 
 
