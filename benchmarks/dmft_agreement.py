@@ -5,7 +5,7 @@ the grokking time and of the train-to-test delay, and both run times
 
     python benchmarks/dmft_agreement.py [--dims 100 200] [--alphas 0.25 0.5 1 2 4]
         [--eps 0.02 0.05] [--ratios 3 5] [--seeds 8] [--teacher per_seed|mean]
-        [--solve n_samples=400 ...]
+        [--grid uniform|adaptive] [--horizon 80] [--solve n_samples=400 ...]
 """
 
 from __future__ import annotations
