@@ -35,8 +35,11 @@ def test_iteration_reaches_the_linear_solution(x64, history):
         new = {"x": state["x"] @ matrix.T + offset}
         return new, {"curve": new["x"]}
 
+    def curve(out):
+        return out["curve"]
+
     state, _, iterations, residual = iterate_to_fixed_point(
-        step, {"x": jnp.zeros((1, 40))}, lambda out: out["curve"], damping=0.5, tol=1e-12,
+        step, {"x": jnp.zeros((1, 40))}, curve, damping=0.5, tol=1e-12,
         max_iter=3000, progress=False, what="test", knobs="", history=history)
     np.testing.assert_allclose(np.asarray(state["x"][0]), exact, atol=1e-9)
     assert residual <= 1e-12
@@ -46,6 +49,14 @@ def test_iteration_reaches_the_linear_solution(x64, history):
         assert iterations < 250
     else:
         assert iterations > 750
+    # a caller that needs only the outputs gets no state back, the same outputs, and the
+    # compiled program of the first call (the eval_shape of the outputs traces once more)
+    none, outputs, again, _ = iterate_to_fixed_point(
+        step, {"x": jnp.zeros((1, 40))}, curve, damping=0.5, tol=1e-12,
+        max_iter=3000, progress=False, what="test", knobs="", history=history,
+        return_state=False)
+    assert none is None and again == iterations and len(traces) == 3
+    np.testing.assert_allclose(np.asarray(outputs["curve"][0]), exact, atol=1e-9)
 
 
 def test_anderson_with_empty_history_is_plain_damping(x64):
