@@ -57,7 +57,8 @@ from dmft.grokking_cost import (
     estimate_cost,
     stability_limit_dt,
 )
-from lazyrich.core.checks import check_positive_integer, require_memory
+from dmft.grokking_paths import response_paths
+from lazyrich.core.checks import require_memory
 
 __all__ = ["RESPONSE_SAMPLING", "SCHEMES", "VARIABLES", "Cost", "adaptive_times", "default_dt",
            "estimate_cost", "response_paths", "solve", "stability_limit_dt"]
@@ -150,39 +151,6 @@ def _iterate(state, p, z, mixing, n_response, rank):
                "theta": theta, "dropped": jnp.stack([dropped, step_error])}
     return (new_forces, new_response, new_response_g, new_noise_g, new_xi, new_rho,
             delta), outputs
-
-
-def response_paths(z: np.ndarray, n_response: int, sampling: str = "first"):
-    """(index (M_R,), weight (M_R,)) of the paths whose exact responses estimate the memory part
-    of R and R_g, an average over all M paths.
-
-    "first": the first M_R paths (z is a random permutation), equal weights 1 / M_R.
-    "stratified": the memory is a heavy-tailed average (a path's bulk memory grows with its
-    residual, ~ b z^2), so the M_R // 4 paths of largest |z| enter exactly (weight 1 / M each)
-    and the other M_R - M_R // 4 stand for equal strata of the remaining paths ordered by |z|
-    (one path from the middle of each stratum, weighted by the stratum's share). Both estimate
-    the same average; with M_R = M both are the exact average.
-    """
-    if sampling not in RESPONSE_SAMPLING:
-        raise ValueError(f"sampling must be one of {RESPONSE_SAMPLING}; got {sampling!r}")
-    z = np.asarray(z)
-    if z.ndim != 1 or z.size == 0 or not np.all(np.isfinite(z)):
-        raise ValueError(f"z must be a non-empty 1-d array of finite numbers; got shape "
-                         f"{z.shape}")
-    count = z.shape[0]
-    check_positive_integer("n_response", n_response)
-    if n_response > count:
-        raise ValueError(f"n_response={n_response} must not exceed the {count} paths")
-    if sampling == "first":
-        return np.arange(n_response), np.full(n_response, 1.0 / n_response)
-    order = np.argsort(np.abs(z), kind="stable")[::-1]                 # largest |z| first
-    tail = n_response // 4
-    rest = order[tail:]
-    strata = n_response - tail
-    edges = np.linspace(0, rest.size, strata + 1)
-    middles = rest[((edges[:-1] + edges[1:]) / 2).astype(int)]
-    weights = np.concatenate([np.full(tail, 1.0 / count), np.diff(edges) / count])
-    return np.concatenate([order[:tail], middles]), weights
 
 
 # relative error of the Newton-solved implicit field steps: 1e-8, or 100 rounding units of a

@@ -1,4 +1,5 @@
-"""Sample paths, per-path responses and weight kernels of the grokking DMFT.
+"""Sample paths, per-path responses, weight kernels and the choice of response paths of the
+grokking DMFT.
 
 The numerical core of `dmft/grokking.py` (equations G3-G10 of `dmft/README.md`). Every function
 is pure and works on one parameter point; `dmft/grokking.py` vmaps over (alpha, eps, b).
@@ -22,6 +23,10 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from dmft.grokking_checks import RESPONSE_SAMPLING
+from lazyrich.core.checks import check_positive_integer
 
 NEWTON_STEPS = 6   # per implicit field step; the map is a contraction near the previous step
 
@@ -317,3 +322,36 @@ def path_response(a, m, delta, rows, z, nu, kernel, bulk, p):
         response = response.reshape(2 * n, 2 * n)
     return (jnp.transpose(response.reshape(n, 2, n, 2), (0, 2, 1, 3)),
             eps / alpha * delta[:, None] * propagator)
+
+
+def response_paths(z: np.ndarray, n_response: int, sampling: str = "first"):
+    """(index (M_R,), weight (M_R,)) of the paths whose exact responses estimate the memory part
+    of R and R_g, an average over all M paths.
+
+    "first": the first M_R paths (z is a random permutation), equal weights 1 / M_R.
+    "stratified": the memory is a heavy-tailed average (a path's bulk memory grows with its
+    residual, ~ b z^2), so the M_R // 4 paths of largest |z| enter exactly (weight 1 / M each)
+    and the other M_R - M_R // 4 stand for equal strata of the remaining paths ordered by |z|
+    (one path from the middle of each stratum, weighted by the stratum's share). Both estimate
+    the same average; with M_R = M both are the exact average.
+    """
+    if sampling not in RESPONSE_SAMPLING:
+        raise ValueError(f"sampling must be one of {RESPONSE_SAMPLING}; got {sampling!r}")
+    z = np.asarray(z)
+    if z.ndim != 1 or z.size == 0 or not np.all(np.isfinite(z)):
+        raise ValueError(f"z must be a non-empty 1-d array of finite numbers; got shape "
+                         f"{z.shape}")
+    count = z.shape[0]
+    check_positive_integer("n_response", n_response)
+    if n_response > count:
+        raise ValueError(f"n_response={n_response} must not exceed the {count} paths")
+    if sampling == "first":
+        return np.arange(n_response), np.full(n_response, 1.0 / n_response)
+    order = np.argsort(np.abs(z), kind="stable")[::-1]                 # largest |z| first
+    tail = n_response // 4
+    rest = order[tail:]
+    strata = n_response - tail
+    edges = np.linspace(0, rest.size, strata + 1)
+    middles = rest[((edges[:-1] + edges[1:]) / 2).astype(int)]
+    weights = np.concatenate([np.full(tail, 1.0 / count), np.diff(edges) / count])
+    return np.concatenate([order[:tail], middles]), weights
