@@ -61,7 +61,8 @@ from dmft.grokking_paths import response_paths
 from lazyrich.core.checks import require_memory
 
 __all__ = ["RESPONSE_SAMPLING", "SCHEMES", "VARIABLES", "Cost", "adaptive_times", "default_dt",
-           "estimate_cost", "response_paths", "solve", "stability_limit_dt"]
+           "estimate_cost", "implicit_step_tolerance", "response_paths", "solve",
+           "stability_limit_dt"]
 
 VARIABLES = {
     "train_loss": "training-set MSE of the centred prediction (sample-path average)",
