@@ -48,7 +48,7 @@ import xarray as xr
 
 from dmft import grokking_paths as paths_
 from dmft.fixed_point import ConvergenceWarning, iterate_to_fixed_point
-from dmft.grokking_checks import RESPONSE_SAMPLING, check_solve_arguments
+from dmft.grokking_checks import DTYPES, RESPONSE_SAMPLING, check_solve_arguments
 from dmft.grokking_cost import (
     SCHEMES,
     Cost,
@@ -160,7 +160,10 @@ IMPLICIT_STEP_TOLERANCE = 1e-8
 
 
 def implicit_step_tolerance(dtype: str) -> float:
-    """The Newton residual above which `solve` warns that its implicit steps are too long."""
+    """The Newton residual above which `solve` warns that its implicit steps are too long
+    (dtype "float64" or "float32")."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}; got {dtype!r}")
     return max(IMPLICIT_STEP_TOLERANCE, 100 * float(np.finfo(dtype).eps))
 
 

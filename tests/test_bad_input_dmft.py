@@ -37,6 +37,8 @@ CASES = {
                             {"n_response": 0}, ValueError, r"n_response"),
     "response_paths nan z": (grokking.response_paths, {"z": [0.1, -1.0], "n_response": 1},
                              {"z": [NAN, 1.0]}, ValueError, r"finite"),
+    "implicit_step_tolerance dtype": (grokking.implicit_step_tolerance, {"dtype": "float64"},
+                                      {"dtype": "float16"}, ValueError, r"'float16'"),
     "solve alpha nan": (grokking.solve, SOLVE, {"alpha": NAN}, ValueError, r"alpha=nan"),
     "solve alpha negative": (grokking.solve, SOLVE, {"alpha": -1.0}, ValueError, r"alpha=-1"),
     "solve alpha empty": (grokking.solve, SOLVE, {"alpha": []}, TypeError, r"alpha=\[\]"),
