@@ -46,7 +46,7 @@ def test_agreement_at_D_100():
 # the rest of the issue-14 grid at D = 100 (dmft/README.md, "The rest of the issue's grid"):
 # (eps, P/D, alphas, horizon in units of D)
 _GRID_CELLS = [(0.02, 5.0, [0.25, 1.0], 80), (0.02, 5.0, [4.0], 200), (0.02, 3.0, [0.25], 80),
-               (0.02, 3.0, [2.0, 4.0], 200), (0.05, 5.0, [0.5], 80),
+               (0.02, 3.0, [2.0, 4.0], 200), (0.05, 5.0, [0.25, 0.5], 80),
                (0.05, 3.0, [0.5, 1.0, 2.0, 4.0], 80)]
 
 
