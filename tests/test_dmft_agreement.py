@@ -57,7 +57,7 @@ def test_the_grid_at_D_100_against_32_seeds(eps, ratio, alphas, horizon):
     --seeds 32 --teacher mean --grid adaptive [--horizon 200] --solve n_samples=4000
     n_response=64 tol=1e-5`, the same call; measured on 2 CPU cores (~70 min for all cells):
     test L2 4.7-7.1%, grokking time -2.6 .. -22.5% (all early; -15 .. -22% at P/D = 3), train
-    half +7.1 .. +12.7% (late in every cell), test half -11.0 .. +6.6%, delay -25 .. -31% at
+    half +7.1 .. +12.7% (late in every cell), test half -11.0 .. +6.6%, delay -24 .. -31% at
     alpha <= 0.5, -6.5 .. -17.6% at alpha = 1, 2, -3.1 .. +2.9% at alpha = 4. Asserts those
     facts with margins: the curves close, the train loss late, the delay short where the
     alpha is small and right at alpha = 4."""
