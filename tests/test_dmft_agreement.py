@@ -43,6 +43,23 @@ def test_agreement_at_D_100():
     assert rows[-1]["delay"] > rows[0]["delay"]
 
 
+def _assert_grid_cell(D, eps, ratio, alphas, horizon, *, test_l2, grok, train_half,
+                      test_half, delay):
+    """One cell of the grid tables (32 seeds, mean teacher scale, adaptive grids, M = 4000,
+    M_R = 64, tol 1e-5): every row converged, its test-loss L2 error below `test_l2`, its
+    relative errors inside the (low, high) bounds given; `delay` holds the bounds for
+    alpha <= 0.5, alpha <= 2 and larger alpha."""
+    rows = agreement(D, alphas, eps, ratio, 32, "mean", "adaptive", horizon,
+                     n_samples=4000, n_response=64, tol=1e-5)
+    for row in rows:
+        assert row["converged"] and row["test_l2"] < test_l2, row
+        assert grok[0] < row["grok"] < grok[1], row
+        assert train_half[0] < row["train_half"] < train_half[1], row
+        assert test_half[0] < row["test_half"] < test_half[1], row
+        low, high = delay[0] if row["alpha"] <= 0.5 else delay[1] if row["alpha"] <= 2 else delay[2]
+        assert low < row["delay"] < high, row
+
+
 # the rest of the issue-14 grid at D = 100 (dmft/README.md, "The rest of the issue's grid"):
 # (eps, P/D, alphas, horizon in units of D)
 _GRID_CELLS = [(0.02, 5.0, [0.25, 1.0], 80), (0.02, 5.0, [4.0], 200), (0.02, 3.0, [0.25], 80),
@@ -61,15 +78,9 @@ def test_the_grid_at_D_100_against_32_seeds(eps, ratio, alphas, horizon):
     alpha <= 0.5, -6.5 .. -17.6% at alpha = 1, 2, -3.1 .. +2.9% at alpha = 4. Asserts those
     facts with margins: the curves close, the train loss late, the delay short where the
     alpha is small and right at alpha = 4."""
-    rows = agreement(100, alphas, eps, ratio, 32, "mean", "adaptive", horizon,
-                     n_samples=4000, n_response=64, tol=1e-5)
-    for row in rows:
-        assert row["converged"] and row["test_l2"] < 0.08, row
-        assert -0.25 < row["grok"] < 0 and 0.06 < row["train_half"] < 0.14, row
-        assert -0.12 < row["test_half"] < 0.08, row
-        low, high = ((-0.33, -0.22) if row["alpha"] <= 0.5 else
-                     (-0.20, -0.05) if row["alpha"] <= 2 else (-0.05, 0.05))
-        assert low < row["delay"] < high, row
+    _assert_grid_cell(100, eps, ratio, alphas, horizon, test_l2=0.08, grok=(-0.25, 0),
+                      train_half=(0.06, 0.14), test_half=(-0.12, 0.08),
+                      delay=((-0.33, -0.22), (-0.20, -0.05), (-0.05, 0.05)))
 
 
 _GRID_CELLS_200 = [(0.02, 5.0, [0.25], 80), (0.02, 5.0, [4.0], 200), (0.02, 3.0, [0.25], 80),
@@ -86,15 +97,9 @@ def test_the_grid_at_D_200_against_32_seeds(eps, ratio, alphas, horizon):
     alpha <= 0.5, -5.9 .. +2.6% at alpha = 1, 2, +2.6 .. +6.7% at alpha = 4. Asserts those
     facts with margins. The grokking time's error, and the delay's for alpha <= 2, are smaller
     than in the same cell at D = 100; the train half barely moves."""
-    rows = agreement(200, alphas, eps, ratio, 32, "mean", "adaptive", horizon,
-                     n_samples=4000, n_response=64, tol=1e-5)
-    for row in rows:
-        assert row["converged"] and row["test_l2"] < 0.075, row
-        assert -0.12 < row["grok"] < 0.03 and 0.04 < row["train_half"] < 0.15, row
-        assert -0.08 < row["test_half"] < 0.08, row
-        low, high = ((-0.26, -0.13) if row["alpha"] <= 0.5 else
-                     (-0.08, 0.05) if row["alpha"] <= 2 else (0.0, 0.09))
-        assert low < row["delay"] < high, row
+    _assert_grid_cell(200, eps, ratio, alphas, horizon, test_l2=0.075, grok=(-0.12, 0.03),
+                      train_half=(0.04, 0.15), test_half=(-0.08, 0.08),
+                      delay=((-0.26, -0.13), (-0.08, 0.05), (0.0, 0.09)))
 
 
 def _small_size_error(monkeypatch=None, drop=None):
