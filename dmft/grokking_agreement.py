@@ -75,10 +75,10 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
                          f"takes 20 horizon steps, logged every 10)")
     if grid not in GRIDS:
         raise ValueError(f"grid must be one of {GRIDS}; got {grid!r}")
-    if grid == "adaptive" and {"t_max", "dt", "times", "scheme"} & set(settings):
+    overridden = sorted({"t_max", "dt", "times", "scheme"} & set(settings))
+    if grid == "adaptive" and overridden:
         raise ValueError(f"grid='adaptive' sets the times and the scheme itself; drop "
-                         f"{sorted({'t_max', 'dt', 'times', 'scheme'} & set(settings))} from "
-                         f"the solve settings")
+                         f"{overridden} from the solve settings")
     P, lr_scale = int(round(P_over_D * D)), D / 20
     seed_list = list(range(seeds))
     start = time.perf_counter()
@@ -93,17 +93,11 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
         solved = grokking.solve(list(alphas), eps, P / D, lr_scale, t_max=horizon * D, D=D,
                                 target_scale=target, progress=False, **settings)
         theories = {float(a): solved.sel(alpha=a) for a in alphas}
-        iterations = {float(a): int(solved.attrs["iterations"]) for a in alphas}
-        converged = {float(a): bool(solved.attrs["converged"]) for a in alphas}
     else:
-        theories, iterations, converged = {}, {}, {}
-        for a in alphas:
-            solved = grokking.solve(float(a), eps, P / D, lr_scale, D=D, target_scale=target,
-                                    times=grokking.adaptive_times(horizon * D, D, P / D, a, eps),
-                                    scheme="implicit", progress=False, **settings)
-            theories[float(a)] = solved.isel(alpha=0)
-            iterations[float(a)] = int(solved.attrs["iterations"])
-            converged[float(a)] = bool(solved.attrs["converged"])
+        theories = {float(a): grokking.solve(
+            float(a), eps, P / D, lr_scale, D=D, target_scale=target,
+            times=grokking.adaptive_times(horizon * D, D, P / D, a, eps), scheme="implicit",
+            progress=False, **settings).isel(alpha=0) for a in alphas}
     theory_seconds = time.perf_counter() - start
     t = sim.time.values
     rows = []
@@ -124,8 +118,8 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
                                                  half_drop_time(t, sim_test)),
                      "grok_sim": grok_sim, "delay_sim": delay_sim, "sim_seconds": sim_seconds,
                      "theory_seconds": theory_seconds,
-                     "iterations": iterations[float(alpha)],
-                     "converged": converged[float(alpha)]})
+                     "iterations": int(theories[float(alpha)].attrs["iterations"]),
+                     "converged": bool(theories[float(alpha)].attrs["converged"])})
     return rows
 
 
