@@ -32,6 +32,7 @@ import numpy as np
 
 from dmft import grokking
 from dmft import grokking_paths as paths_
+from dmft import grokking_response as response_
 from dmft.grokking_agreement import parse_solve_settings
 from dmft.grokking_cost import iteration_work
 from dmft.grokking_timing import delay, grokking_time
@@ -90,7 +91,7 @@ def phase_seconds(n: int, samples: int, response: int, rank: int) -> dict:
 
     def responses(a, m, delta, rows):
         def accumulate(totals, args):
-            one, one_g = paths_.path_response(*args, nu, kernel, bulk, p)
+            one, one_g = response_.path_response(*args, nu, kernel, bulk, p)
             return (totals[0] + one, totals[1] + one_g), None
         picked = (a[:response], m[:response], delta[:response], rows[:response], z[:response])
         return jax.lax.scan(accumulate, (jnp.zeros((n, n, 2, 2)), jnp.zeros((n, n))),
@@ -100,7 +101,7 @@ def phase_seconds(n: int, samples: int, response: int, rank: int) -> dict:
         weighted = delta[:, :, None] * rows
         return (jnp.einsum("mkr,mjr->kj", weighted, weighted),
                 jnp.einsum("m,mkr,mjr->kj", z**2, weighted, weighted),
-                paths_.local_jacobian(a, m, z, nu, p))
+                response_.local_jacobian(a, m, z, nu, p))
 
     return {
         "kernels": _best_seconds(kernels, resp, resp_g, noise_g),

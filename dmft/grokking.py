@@ -47,6 +47,7 @@ import scipy.special
 import xarray as xr
 
 from dmft import grokking_paths as paths_
+from dmft import grokking_response as response_
 from dmft.fixed_point import ConvergenceWarning, iterate_to_fixed_point
 from dmft.grokking_checks import DTYPES, RESPONSE_SAMPLING, check_solve_arguments
 from dmft.grokking_cost import (
@@ -57,7 +58,7 @@ from dmft.grokking_cost import (
     estimate_cost,
     stability_limit_dt,
 )
-from dmft.grokking_paths import response_paths
+from dmft.grokking_response import response_paths
 from lazyrich.core.checks import require_memory
 
 __all__ = ["RESPONSE_SAMPLING", "SCHEMES", "VARIABLES", "Cost", "adaptive_times", "default_dt",
@@ -116,7 +117,7 @@ def _iterate(state, p, z, mixing, n_response, rank):
 
     def accumulate(totals, args):
         *path, weight = args
-        response, bulk_response = paths_.path_response(*path, nu, kernel, bulk, p)
+        response, bulk_response = response_.path_response(*path, nu, kernel, bulk, p)
         return (totals[0] + weight * response, totals[1] + weight * bulk_response), None
 
     # summed in a scan, not stacked: memory O(n^2) instead of O(M_R n^2); the weights sum to 1
@@ -127,7 +128,7 @@ def _iterate(state, p, z, mixing, n_response, rank):
         accumulate, (jnp.zeros((n, n, 2, 2)), jnp.zeros((n, n))), picked)
     # equal-time blocks R_kk equal the local Jacobian dPhi_k / da_k of each path (the memory
     # terms are strictly causal): average them over all M paths, the memory over M_R paths
-    local = paths_.local_jacobian(a, m, z, nu, p)                          # (M, n, 2, 2)
+    local = response_.local_jacobian(a, m, z, nu, p)                          # (M, n, 2, 2)
     if implicit:
         # a perturbation at s_k feeds back within the step: R_kk = J (I + c_k H_kk J)^-1
         within = jnp.eye(2) + jnp.einsum("k,kab,mkbc->mkac", c,

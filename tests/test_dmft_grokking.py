@@ -9,6 +9,7 @@ from scipy import integrate
 import lazyrich
 from dmft import ConvergenceWarning, grokking, kernel
 from dmft import grokking_paths as paths_
+from dmft import grokking_response as response_
 from lazyrich.experiments import grokking as experiment
 from lazyrich.tasks.polynomial import quadratic_model_population_loss
 
@@ -42,7 +43,7 @@ def test_path_response_equals_forward_mode_derivative(x64):
     earlier residuals included) equals jax.jacfwd of the path."""
     inputs, p = _random_path_setup()
     phi, delta, nu, a, m, rows = paths_.paths(**inputs, p=p)
-    closed, bulk_response = paths_.path_response(a[3], m[3], delta[3], rows[3], inputs["z"][3],
+    closed, bulk_response = response_.path_response(a[3], m[3], delta[3], rows[3], inputs["z"][3],
                                                  nu, inputs["kernel"], inputs["bulk"], p)
 
     def path(perturbation):
@@ -54,7 +55,7 @@ def test_path_response_equals_forward_mode_derivative(x64):
     brute = jnp.transpose(jax.jacfwd(path)(jnp.zeros((n, 2))), (0, 2, 1, 3))
     assert np.all(np.isfinite(brute)) and np.abs(m[3]).max() > 1e-2
     np.testing.assert_allclose(closed, brute, atol=1e-12)
-    local = paths_.local_jacobian(a, m, inputs["z"], nu, p)[3]
+    local = response_.local_jacobian(a, m, inputs["z"], nu, p)[3]
     np.testing.assert_allclose(closed[np.arange(n), np.arange(n)], local, atol=1e-12)
     # the bulk field on the path is L chi_g: its factor is L F
     propagator = bulk_response / (p["eps"] / p["alpha"] * delta[3][:, None])

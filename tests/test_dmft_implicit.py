@@ -14,6 +14,7 @@ import pytest
 
 from dmft import grokking
 from dmft import grokking_paths as paths_
+from dmft import grokking_response as response_
 
 
 def _setup(n=24, seed=0):
@@ -101,7 +102,7 @@ def test_implicit_path_solves_its_step_and_its_response_is_the_derivative(x64):
     np.testing.assert_allclose(rebuilt, a, atol=1e-12)
     assert np.abs(np.asarray(weighted[np.arange(n), np.arange(n)])).max() > 0.01
     path = 3
-    closed, _ = paths_.path_response(a[path], m[path], delta[path], rows[path],
+    closed, _ = response_.path_response(a[path], m[path], delta[path], rows[path],
                                      inputs["z"][path], nu, kernel, inputs["bulk"], p)
 
     def forces_of(perturbation):
@@ -110,7 +111,7 @@ def test_implicit_path_solves_its_step_and_its_response_is_the_derivative(x64):
 
     brute = jnp.transpose(jax.jacfwd(forces_of)(jnp.zeros((n, 2))), (0, 2, 1, 3))
     np.testing.assert_allclose(closed, brute, atol=1e-10)
-    local = paths_.local_jacobian(a, m, inputs["z"], nu, p)[path]
+    local = response_.local_jacobian(a, m, inputs["z"], nu, p)[path]
     equal_time = np.einsum("kab,kbc->kac", local, np.linalg.inv(
         np.eye(2) + np.einsum("k,kab,kbc->kac", c, kernel[np.arange(n), np.arange(n)], local)))
     np.testing.assert_allclose(closed[np.arange(n), np.arange(n)], equal_time, atol=1e-12)
