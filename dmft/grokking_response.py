@@ -13,14 +13,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from dmft import grokking_paths as paths_
 from dmft.grokking_checks import RESPONSE_SAMPLING
-from dmft.grokking_paths import field_weights, forces, inverse_2x2, steps
 from lazyrich.core.checks import check_positive_integer
 
 
 def _local(a, m, z, nu, p):
     """Phi (2,) and Delta of one path at one time, for the local derivatives."""
-    delta, _, phi = forces(a, z, nu, m, p)
+    # through the module, so a monkeypatched `forces` (benchmarks/dmft_diagnosis.py) acts here too
+    delta, _, phi = paths_.forces(a, z, nu, m, p)
     return phi, delta
 
 
@@ -52,8 +53,8 @@ def path_response(a, m, delta, rows, z, nu, kernel, bulk, p):
     """
     n = a.shape[0]
     alpha, eps, dim = p["alpha"], p["eps"], p["dim"]
-    c_bulk = 2 * steps(p, n) / p["lam"] * eps / alpha
-    weighted_kernel = kernel * field_weights(p, n)[None, :, None, None]      # H_kj c_j
+    c_bulk = 2 * paths_.steps(p, n) / p["lam"] * eps / alpha
+    weighted_kernel = kernel * paths_.field_weights(p, n)[None, :, None, None]      # H_kj c_j
     eye = jnp.eye(n)
     propagator = jax.scipy.linalg.solve_triangular(eye + bulk * (c_bulk * delta)[None, :], eye,
                                                    lower=True)
@@ -78,7 +79,7 @@ def path_response(a, m, delta, rows, z, nu, kernel, bulk, p):
         # equal-time blocks I + c_k H_kk J_kk: closed = B U with B block-diagonal and U unit
         # lower triangular, so R = Jt closed^-1 = (Jt U^-1) B^-1
         blocks = closed.reshape(n, 2, n, 2)[jnp.arange(n), :, jnp.arange(n), :]     # (n, 2, 2)
-        inverse = inverse_2x2(blocks)
+        inverse = paths_.inverse_2x2(blocks)
         unit = jnp.einsum("kab,kblc->kalc", inverse, closed.reshape(n, 2, n, 2))
         unit = unit.reshape(2 * n, 2 * n)
         response = jax.scipy.linalg.solve_triangular(unit.T, full.T, lower=False,
