@@ -38,9 +38,13 @@ def _random_path_setup(n=30, seed=0):
     return inputs, p
 
 
-def test_path_response_equals_forward_mode_derivative(x64):
+@pytest.mark.parametrize("leaf", [None, 8])
+def test_path_response_equals_forward_mode_derivative(x64, monkeypatch, leaf):
     """The closed-form response of one path (G5-G8 linearised, the bulk variance's memory of
-    earlier residuals included) equals jax.jacfwd of the path."""
+    earlier residuals included) equals jax.jacfwd of the path; also with the triangular
+    divisions split down to blocks of 8 (`divide_lower`, which splits only past 128 points)."""
+    if leaf is not None:
+        monkeypatch.setattr(response_, "DIVIDE_LEAF", leaf)
     inputs, p = _random_path_setup()
     phi, delta, nu, a, m, rows = paths_.paths(**inputs, p=p)
     closed, bulk_response = response_.path_response(a[3], m[3], delta[3], rows[3], inputs["z"][3],
