@@ -84,20 +84,21 @@ def test_the_grid_at_D_100_against_32_seeds(eps, ratio, alphas, horizon):
 
 
 _GRID_CELLS_200 = [(0.02, 5.0, [0.25], 80), (0.02, 5.0, [4.0], 200), (0.02, 3.0, [0.25], 80),
-                   (0.02, 3.0, [2.0, 4.0], 300), (0.05, 5.0, [0.5], 80),
+                   (0.02, 3.0, [2.0, 4.0], 300), (0.05, 5.0, [0.25, 0.5], 80),
                    (0.05, 3.0, [0.5, 1.0, 2.0], 80), (0.05, 3.0, [4.0], 160)]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("eps, ratio, alphas, horizon", _GRID_CELLS_200)
 def test_the_grid_at_D_200_against_32_seeds(eps, ratio, alphas, horizon):
-    """The same protocol at D = 200 (`--dims 200`; ~70 min on 2 CPU cores for all cells):
-    measured test L2 2.3-6.9%, grokking time -9.7 .. +1.3% (P/D = 5 within 1.3%, P/D = 3 6-10%
-    early), train half +5.2 .. +13.3%, test half -6.4 .. +7.5%, delay -15.7 .. -23.7% at
+    """The same protocol at D = 200 (`--dims 200`; ~90 min on 2 CPU cores for all cells, 20 of
+    them the alpha = 0.25, eps = 0.05 solve on 801 points): measured test L2 2.3-8.2% (8.2% at
+    alpha = 0.25, eps = 0.05), grokking time -9.7 .. +1.3% (P/D = 5 within 1.6%, P/D = 3 6-10%
+    early), train half +5.2 .. +13.3%, test half -6.4 .. +7.5%, delay -15.1 .. -23.7% at
     alpha <= 0.5, -5.9 .. +2.6% at alpha = 1, 2, +2.6 .. +6.7% at alpha = 4. Asserts those
     facts with margins. The grokking time's error, and the delay's for alpha <= 2, are smaller
     than in the same cell at D = 100; the train half barely moves."""
-    _assert_grid_cell(200, eps, ratio, alphas, horizon, test_l2=0.075, grok=(-0.12, 0.03),
+    _assert_grid_cell(200, eps, ratio, alphas, horizon, test_l2=0.09, grok=(-0.12, 0.03),
                       train_half=(0.04, 0.15), test_half=(-0.08, 0.08),
                       delay=((-0.26, -0.13), (-0.08, 0.05), (0.0, 0.09)))
 
