@@ -35,32 +35,6 @@ def local_jacobian(a, m, z, nu, p):
     return jax.vmap(over_time, (0, 0, 0, None))(a, m, z, nu)
 
 
-# below this size `divide_lower` solves with one LAPACK call instead of splitting further
-DIVIDE_LEAF = 128
-
-
-def divide_lower(rhs, lower, unit_diagonal=False, leaf=None):
-    """rhs lower^{-1} for lower-triangular `lower` (m, m) and `rhs` (m, m) lower triangular
-    up to 2 x 2 diagonal blocks (the result is too).
-
-    One triangular solve against a full right-hand side costs m^3 multiply-adds; splitting at
-    an even index, [[R11, 0], [R21, R22]] with R11 = F11 L11^-1, R22 = F22 L22^-1 (recursively)
-    and R21 = (F21 - R22 L21) L11^-1, costs m^3 / 3: the zero upper blocks are never touched.
-    `leaf`: the size solved directly (default DIVIDE_LEAF)."""
-    m = rhs.shape[0]
-    leaf = DIVIDE_LEAF if leaf is None else leaf
-    if m <= leaf or m < 4:
-        return jax.scipy.linalg.solve_triangular(lower.T, rhs.T, lower=False,
-                                                 unit_diagonal=unit_diagonal).T
-    half = m // 4 * 2
-    top = divide_lower(rhs[:half, :half], lower[:half, :half], unit_diagonal, leaf)
-    bottom = divide_lower(rhs[half:, half:], lower[half:, half:], unit_diagonal, leaf)
-    corner = jax.scipy.linalg.solve_triangular(
-        lower[:half, :half].T, (rhs[half:, :half] - bottom @ lower[half:, :half]).T,
-        lower=False, unit_diagonal=unit_diagonal).T
-    return jnp.block([[top, jnp.zeros((half, m - half), rhs.dtype)], [corner, bottom]])
-
-
 def path_response(a, m, delta, rows, z, nu, kernel, bulk, p):
     """Exact response of one path with the global trajectories (nu, C_g, A2) held fixed.
 
@@ -82,10 +56,11 @@ def path_response(a, m, delta, rows, z, nu, kernel, bulk, p):
     c_bulk = 2 * paths_.steps(p, n) / p["lam"] * eps / alpha
     weighted_kernel = kernel * paths_.field_weights(p, n)[None, :, None, None]      # H_kj c_j
     eye = jnp.eye(n)
-    propagator = divide_lower(eye, eye + bulk * (c_bulk * delta)[None, :])
+    propagator = jax.scipy.linalg.solve_triangular(eye + bulk * (c_bulk * delta)[None, :], eye,
+                                                   lower=True)
     memory = (alpha * eps * (dim - 1) / dim) * (propagator @ (bulk * c_bulk[None, :])) * (
         rows @ rows.T)
-    absorbed = eye - divide_lower(eye, eye + memory)
+    absorbed = eye - jax.scipy.linalg.solve_triangular(eye + memory, eye, lower=True)
     local = jax.vmap(jax.jacfwd(_local, argnums=(0, 1)), (0, 0, None, 0, None))
     (jac_phi_a, jac_phi_m), (jac_delta_a, _) = local(a, m, z, nu, p)
     full = (jnp.einsum("kab,kl->kalb", jac_phi_a, eye)
@@ -99,7 +74,7 @@ def path_response(a, m, delta, rows, z, nu, kernel, bulk, p):
     closed = jnp.eye(2 * n) + product.reshape(2 * n, 2 * n)
     if not p.get("implicit", False):
         # H is strictly lower: `closed` is unit lower triangular
-        response = divide_lower(full, closed)
+        response = jax.scipy.linalg.solve_triangular(closed.T, full.T, lower=False).T
     else:
         # equal-time blocks I + c_k H_kk J_kk: closed = B U with B block-diagonal and U unit
         # lower triangular, so R = Jt closed^-1 = (Jt U^-1) B^-1
@@ -107,7 +82,8 @@ def path_response(a, m, delta, rows, z, nu, kernel, bulk, p):
         inverse = paths_.inverse_2x2(blocks)
         unit = jnp.einsum("kab,kblc->kalc", inverse, closed.reshape(n, 2, n, 2))
         unit = unit.reshape(2 * n, 2 * n)
-        response = divide_lower(full, unit, unit_diagonal=True)
+        response = jax.scipy.linalg.solve_triangular(unit.T, full.T, lower=False,
+                                                     unit_diagonal=True).T
         response = jnp.einsum("kalb,lbc->kalc", response.reshape(n, 2, n, 2), inverse)
         response = response.reshape(2 * n, 2 * n)
     return (jnp.transpose(response.reshape(n, 2, n, 2), (0, 2, 1, 3)),
