@@ -24,6 +24,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from dmft import triangular
+
 NEWTON_STEPS = 6   # per implicit field step; the map is a contraction near the previous step
 
 
@@ -71,39 +73,51 @@ def bulk_term(q, z, a2, p):
     return half * ((p["dim"] - 1) / p["dim"] * (q - 1) + z**2 * a2 / p["dim"])
 
 
+def _block_matrix(blocks):
+    """(n, n, s, s) blocks as the (n s, n s) matrix with rows (k, a) and columns (l, b)."""
+    n, _, s, _ = blocks.shape
+    return jnp.transpose(blocks, (0, 2, 1, 3)).reshape(n * s, n * s)
+
+
+def _blocks_of(matrix, s):
+    """The inverse of `_block_matrix`: (n s, n s) -> (n, n, s, s)."""
+    n = matrix.shape[0] // s
+    return jnp.transpose(matrix.reshape(n, s, n, s), (0, 2, 1, 3))
+
+
 def weight_kernel(response, c, lam, implicit=False):
     """H of eq. (G9) from the averaged response R (n, n, 2, 2); H (n, n, 2, 2).
 
     c: scalar or (n,) `field_weights`. Explicit: H_{k+1,.} = H_{k,.} + I e_k
     - c_k lam sum_{l<=k} R_kl H_{l,.}, H_kj = 0 for j >= k. Implicit (backward Euler):
     (I + c_k lam R_kk) H_{k,.} = H_{k-1,.} + I e_k - c_k lam sum_{l<k} R_kl H_{l,.}, so H has
-    its equal-time blocks H_kk."""
+    its equal-time blocks H_kk.
+
+    Both recursions are one block lower-triangular system for all rows at once, solved as a
+    (2n x 2n) triangular solve with 2n right-hand sides (`triangular.solve_lower`: matrix
+    products, not n dependent steps)."""
     n = response.shape[0]
-    c = jnp.broadcast_to(jnp.asarray(c), (n,))
-    eye = jnp.eye(2)
-    identity = jnp.arange(n)[:, None, None]
-
+    c = jnp.broadcast_to(jnp.asarray(c, response.dtype), (n,))
+    eye = jnp.eye(2, dtype=response.dtype)
+    strictly_lower = jnp.tril(jnp.ones((n, n), response.dtype), -1)[:, :, None, None]
+    blocks_eye = jnp.eye(n, dtype=response.dtype)[:, :, None, None] * eye
+    previous_row = jnp.eye(n, k=-1, dtype=response.dtype)[:, :, None, None] * eye
+    coupling = c[:, None, None, None] * lam
     if not implicit:
-        def row(kernel, k):
-            feedback = jnp.einsum("lab,ljbc->jac", response[k], kernel[:n])
-            new = kernel[k] - c[k] * lam * feedback + jnp.where(identity == k, eye, 0.0)
-            return kernel.at[k + 1].set(new), None
-
-        kernel, _ = jax.lax.scan(row, jnp.zeros((n + 1, n, 2, 2)), jnp.arange(n))
-        return kernel[:n]
-
-    def implicit_row(carry, k):
-        kernel, previous = carry
-        # rows l >= k of `kernel` are still zero: the sum runs over l < k
-        feedback = jnp.einsum("lab,ljbc->jac", response[k], kernel)
-        right = previous + jnp.where(identity == k, eye, 0.0) - c[k] * lam * feedback
-        new = jnp.einsum("ab,jbc->jac", inverse_2x2(eye + c[k] * lam * response[k, k]),
-                         right)
-        return (kernel.at[k].set(new), new), None
-
-    (kernel, _), _ = jax.lax.scan(implicit_row, (jnp.zeros((n, n, 2, 2)),
-                                                 jnp.zeros((n, 2, 2))), jnp.arange(n))
-    return kernel
+        # unknowns H_1..H_n: H_{k+1} - H_k + c_k lam sum_{l=1..k} R_kl H_l = I e_k (H_0 = 0)
+        shifted = jnp.concatenate([response[:, 1:], jnp.zeros_like(response[:, :1])], axis=1)
+        system = coupling * shifted * strictly_lower - previous_row + blocks_eye
+        later = triangular.solve_lower(_block_matrix(system),
+                                       jnp.eye(2 * n, dtype=response.dtype), unit_diagonal=True)
+        return jnp.concatenate([jnp.zeros_like(response[:1]), _blocks_of(later, 2)[:-1]])
+    # unknowns H_0..H_{n-1}, each row divided by its equal-time block I + c_k lam R_kk
+    inverse = inverse_2x2(eye + coupling[:, 0] * response[jnp.arange(n), jnp.arange(n)])
+    system = jnp.einsum("kab,klbc->klac", inverse,
+                        coupling * response * strictly_lower - previous_row) + blocks_eye
+    kernel = triangular.solve_lower(
+        _block_matrix(system), _block_matrix(jnp.eye(n, dtype=response.dtype)[:, :, None, None]
+                                             * inverse[:, None]), unit_diagonal=True)
+    return _blocks_of(kernel, 2)
 
 
 def bulk_kernel(response, c, lam):
@@ -111,19 +125,24 @@ def bulk_kernel(response, c, lam):
 
     theta_{k+1} = theta_k - c_k [eta_k + lam sum_{l<=k} R_g[k, l] theta_l] (c scalar or (n,),
     2 ds[k] / lam): H_g is the response to the force eta (theta_k = -sum_j c_j H_g[k, j] eta_j
-    + ...) and A the propagation of the initial condition (A_0 = 1)."""
+    + ...) and A the propagation of the initial condition (A_0 = 1). Rows of (H_g, A):
+    X_0 = (0, 1), X_{k+1} = X_k + (e_k, 0) - c_k lam sum_{l<=k} R_g[k, l] X_l, solved for all
+    rows at once as one triangular system."""
     n = response.shape[0]
-    c = jnp.broadcast_to(jnp.asarray(c), (n,))
-    # column n carries the initial condition: A_k = kernel[k, n]
-    start = jnp.zeros((n + 1, n + 1)).at[0, n].set(1.0)
-
-    def row(kernel, k):
-        new = kernel[k] - c[k] * lam * response[k] @ kernel[:n]
-        new = new + (jnp.arange(n + 1) == k)
-        return kernel.at[k + 1].set(new), None
-
-    kernel, _ = jax.lax.scan(row, start, jnp.arange(n))
-    return kernel[:n, :n], kernel[:n, n]
+    dtype = response.dtype
+    c = jnp.broadcast_to(jnp.asarray(c, dtype), (n,))
+    coupling = c[:, None] * lam
+    # unknowns X_1..X_n: X_{k+1} - X_k + c_k lam sum_{l=1..k} R_kl X_l = (e_k, 0)
+    # - (c_k lam R_k0 - [k = 0]) X_0
+    shifted = jnp.concatenate([response[:, 1:], jnp.zeros_like(response[:, :1])], axis=1)
+    system = (coupling * shifted * jnp.tril(jnp.ones((n, n), dtype), -1)
+              - jnp.eye(n, k=-1, dtype=dtype) + jnp.eye(n, dtype=dtype))
+    start = -(coupling[:, 0] * response[:, 0] - (jnp.arange(n) == 0))
+    rhs = jnp.concatenate([jnp.eye(n, dtype=dtype), start[:, None]], axis=1)
+    later = triangular.solve_lower(system, rhs, unit_diagonal=True)
+    first = jnp.zeros((1, n + 1), dtype).at[0, n].set(1.0)
+    kernel = jnp.concatenate([first, later[:-1]])
+    return kernel[:, :n], kernel[:, n]
 
 
 def low_rank_factor(covariance, rank):
@@ -153,26 +172,61 @@ def spike_seed_variance(xi, rho, ds, p):
     return jnp.einsum("kl,lj,kj->k", weights, xi, weights)
 
 
-def bulk_rows(factor, bulk, deltas, p, chunk=128):
+TIME_BLOCK = 32    # time steps per block of the march and of the bulk solves
+
+
+def _pad_time(values, padded: int, axes):
+    """`values` with `padded` zeros appended along each of `axes` (the time axes)."""
+    widths = [(0, 0)] * values.ndim
+    for axis in (axes if isinstance(axes, tuple) else (axes,)):
+        widths[axis] = (0, padded)
+    return jnp.pad(values, widths)
+
+
+def _blocks(n: int, block: int) -> tuple[int, int, int]:
+    """(block, number of blocks, padding) that cover n time points."""
+    block = max(1, min(int(block), n))
+    count = -(-n // block)
+    return block, count, count * block - n
+
+
+def bulk_rows(factor, bulk, deltas, p, block=TIME_BLOCK):
     """Y = L F (M, n, r) for given residual paths Delta (M, n): the bulk field factor of every
-    path, L = (1 + c_g H_g diag(Delta))^{-1}, by triangular solves in chunks of paths."""
-    n = bulk.shape[0]
-    c_bulk = 2 * steps(p, n) / p["lam"] * p["eps"] / p["alpha"]
-    eye = jnp.eye(n)
+    path, L = (1 + c_g H_g diag(Delta))^{-1}.
 
-    def one(delta):
-        return jax.scipy.linalg.solve_triangular(eye + bulk * (c_bulk * delta)[None, :], factor,
-                                                 lower=True)
-
+    Block forward substitution in time: H_g is shared by all paths, so the earlier blocks' share
+    of a block's right-hand side is one matrix product over all paths at once ((block x n) by
+    (n x M r)); only the (block x block) diagonal systems are solved path by path."""
     count, n = deltas.shape
-    chunk = min(chunk, count)
-    padded = -count % chunk
-    blocks = jnp.concatenate([deltas, jnp.zeros((padded, n))]).reshape(-1, chunk, n)
-    rows = jax.lax.map(jax.vmap(one), blocks)
-    return rows.reshape(-1, n, factor.shape[1])[:count]
+    rank = factor.shape[1]
+    block, n_blocks, padded = _blocks(n, block)
+    c_bulk = 2 * steps(p, n) / p["lam"] * p["eps"] / p["alpha"]
+    coupling = _pad_time(bulk * c_bulk[None, :], padded, (0, 1))        # c_g H_g (N, N)
+    deltas = _pad_time(deltas, padded, 1)
+    factor = _pad_time(factor, padded, 0)
+    eye = jnp.eye(block, dtype=coupling.dtype)
+
+    def solve_block(weighted, start):
+        # weighted: Delta Y (N, M, r), zero from this block on
+        coupling_rows = jax.lax.dynamic_slice_in_dim(coupling, start, block, 0)      # (b, N)
+        rhs = (jax.lax.dynamic_slice_in_dim(factor, start, block, 0)[None]
+               - jnp.swapaxes(jnp.tensordot(coupling_rows, weighted, axes=1), 0, 1))
+        diagonal = jax.lax.dynamic_slice_in_dim(coupling_rows, start, block, 1)     # (b, b)
+        delta = jax.lax.dynamic_slice_in_dim(deltas, start, block, 1)               # (M, b)
+        y = jax.vmap(triangular.solve_lower)(eye + diagonal[None] * delta[:, None, :],
+                                             rhs)                                 # (M, b, r)
+        weighted = jax.lax.dynamic_update_slice_in_dim(
+            weighted, jnp.swapaxes(delta[:, :, None] * y, 0, 1), start, 0)
+        return weighted, y
+
+    starts = jnp.arange(n_blocks) * block
+    _, ys = jax.lax.scan(solve_block, jnp.zeros((n_blocks * block, count, rank),
+                                                coupling.dtype), starts)
+    return jnp.swapaxes(ys, 0, 1).reshape(count, n_blocks * block, rank)[:, :n]
 
 
-def paths(chi, z, kernel, bulk, factor, a2, p, nu_fixed=None, perturbation=None, rows=None):
+def paths(chi, z, kernel, bulk, factor, a2, p, nu_fixed=None, perturbation=None, rows=None,
+          block=TIME_BLOCK):
     """March the sample paths (G6)-(G8) forward in time.
 
     Args:
@@ -184,6 +238,9 @@ def paths(chi, z, kernel, bulk, factor, a2, p, nu_fixed=None, perturbation=None,
         rows: if given, the bulk field factors Y (M, n, r) to use (`bulk_rows` of an earlier
             iterate's residuals: the solver's fast path, the same fixed point); otherwise Y is
             marched causally with the residuals of these paths.
+        block: time steps per block: the earlier blocks' share of the memory sums is one
+            matrix product per block over all paths, the steps inside a block see only the
+            block's own past (the same sums, split; any block gives the same paths).
 
     Returns:
         Phi (M, n, 2), Delta (M, n), nu (n,), fields a (M, n, 2), bulk term m (M, n) and the
@@ -191,42 +248,76 @@ def paths(chi, z, kernel, bulk, factor, a2, p, nu_fixed=None, perturbation=None,
     """
     n_samples, n = z.shape[0], chi.shape[1]
     alpha, eps = p["alpha"], p["eps"]
-    ds = steps(p, n)
-    weighted_kernel = kernel * field_weights(p, n)[None, :, None, None]      # H_kj c_j
-    c_bulk = 2 * ds / p["lam"] * eps / alpha
     implicit = p.get("implicit", False)
-    if perturbation is None:
-        perturbation = jnp.zeros_like(chi)
-
+    block, n_blocks, padded = _blocks(n, block)
+    ds = _pad_time(steps(p, n), padded, 0)
+    weighted_kernel = _pad_time(kernel * field_weights(p, n)[None, :, None, None], padded,
+                                (0, 1))                                      # H_kj c_j
+    coupling = _pad_time(bulk * (2 * steps(p, n) / p["lam"] * eps / alpha)[None, :], padded,
+                         (0, 1))                                             # c_g H_g
+    if perturbation is not None:
+        chi = chi + perturbation
+    chi, factor, a2 = _pad_time(chi, padded, 1), _pad_time(factor, padded, 0), _pad_time(
+        a2, padded, 0)
+    nu_path = None if nu_fixed is None else _pad_time(nu_fixed, padded, 0)
     given = rows is not None
-    if given:
-        variances = jnp.sum(rows**2, axis=-1)                             # (M, n)
+    variances = _pad_time(jnp.sum(rows**2, axis=-1), padded, 1) if given else None    # (M, N)
+    rank = 0 if given else factor.shape[1]
 
-    def step(carry, k):
+    def run_block(carry, start):
+        # history: Phi (M, N, 2), deltas (M, N) and marched Y (M, N, r), zero from start on
         history, deltas, marched, nu = carry
-        if nu_fixed is not None:
-            nu = nu_fixed[k]
-        # history holds Phi_j for j < k only: the sum is over the past
-        a = chi[:, k] + perturbation[:, k] - jnp.einsum("jab,mjb->ma", weighted_kernel[k],
-                                                        history)
-        if given:
-            variance = variances[:, k]
-        else:
-            row = factor[k] - jnp.einsum("l,ml,mlr->mr", c_bulk * bulk[k], deltas, marched)
-            marched, variance = marched.at[:, k].set(row), jnp.sum(row**2, axis=-1)
-        m = bulk_term(variance, z, a2[k], p)
-        if implicit:
-            a = implicit_fields(a, weighted_kernel[k, k], z, nu, m, p)
-        delta, g, phi = forces(a, z, nu, m, p)
-        new_nu = nu - ds[k] * 2 * eps / alpha * jnp.mean(delta * z * g)
-        carry = (history.at[:, k].set(phi), deltas.at[:, k].set(delta), marched, new_nu)
-        return carry, (delta, nu, a, m)
+        kernel_rows = jax.lax.dynamic_slice_in_dim(weighted_kernel, start, block, 0)
+        past = jnp.einsum("kjab,mjb->mka", kernel_rows, history)              # (M, b, 2)
+        within = jax.lax.dynamic_slice_in_dim(kernel_rows, start, block, 1)   # (b, b, 2, 2)
+        if not given:
+            coupling_rows = jax.lax.dynamic_slice_in_dim(coupling, start, block, 0)
+            past_rows = (jax.lax.dynamic_slice_in_dim(factor, start, block, 0)[None]
+                         - jnp.einsum("kl,ml,mlr->mkr", coupling_rows, deltas, marched))
+            within_bulk = jax.lax.dynamic_slice_in_dim(coupling_rows, start, block, 1)
 
-    shape = (0, 0, 0) if given else (n_samples, n, factor.shape[1])
-    start = (jnp.zeros((n_samples, n, 2)), jnp.zeros((n_samples, n)), jnp.zeros(shape),
-             1 / jnp.sqrt(p["dim"]))
-    (history, _, marched, _), (delta, nu, a, m) = jax.lax.scan(step, start, jnp.arange(n))
-    return history, delta.T, nu, jnp.swapaxes(a, 0, 1), m.T, rows if given else marched
+        def step(inner, i):
+            phis, block_deltas, block_rows, nu = inner      # this block's Phi, Delta, Y so far
+            k = start + i
+            if nu_path is not None:
+                nu = nu_path[k]
+            a = chi[:, k] - past[:, i] - jnp.einsum("jab,mjb->ma", within[i], phis)
+            if given:
+                variance = variances[:, k]
+            else:
+                row = past_rows[:, i] - jnp.einsum("l,ml,mlr->mr", within_bulk[i],
+                                                   block_deltas, block_rows)
+                block_rows, variance = block_rows.at[:, i].set(row), jnp.sum(row**2, axis=-1)
+            m = bulk_term(variance, z, a2[k], p)
+            if implicit:
+                a = implicit_fields(a, within[i, i], z, nu, m, p)
+            delta, g, phi = forces(a, z, nu, m, p)
+            new_nu = nu - ds[k] * 2 * eps / alpha * jnp.mean(delta * z * g)
+            inner = (phis.at[:, i].set(phi), block_deltas.at[:, i].set(delta), block_rows,
+                     new_nu)
+            return inner, (delta, nu, a, m)
+
+        dtype = chi.dtype
+        inner = (jnp.zeros((n_samples, block, 2), dtype), jnp.zeros((n_samples, block), dtype),
+                 jnp.zeros((n_samples, block, rank), dtype), nu)
+        (phis, block_deltas, block_rows, nu), out = jax.lax.scan(step, inner, jnp.arange(block))
+        history = jax.lax.dynamic_update_slice_in_dim(history, phis, start, 1)
+        if not given:
+            deltas = jax.lax.dynamic_update_slice_in_dim(deltas, block_deltas, start, 1)
+            marched = jax.lax.dynamic_update_slice_in_dim(marched, block_rows, start, 1)
+        return (history, deltas, marched, nu), out
+
+    length = n_blocks * block
+    unused = 0 if given else length
+    start = (jnp.zeros((n_samples, length, 2), chi.dtype),
+             jnp.zeros((n_samples, unused), chi.dtype),
+             jnp.zeros((n_samples, unused, rank), chi.dtype),
+             jnp.asarray(1 / jnp.sqrt(p["dim"]), chi.dtype))
+    (history, _, marched, _), (delta, nu, a, m) = jax.lax.scan(
+        run_block, start, jnp.arange(n_blocks) * block)
+    delta, nu, a, m = (v.reshape(length, *v.shape[2:])[:n] for v in (delta, nu, a, m))
+    return (history[:, :n], delta.T, nu, jnp.swapaxes(a, 0, 1), m.T,
+            rows if given else marched[:, :n])
 
 
 def implicit_fields(rhs, coupling, z, nu, m, p):

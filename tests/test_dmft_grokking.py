@@ -38,9 +38,13 @@ def _random_path_setup(n=30, seed=0):
     return inputs, p
 
 
-def test_path_response_equals_forward_mode_derivative(x64):
+@pytest.mark.parametrize("leaf", [None, 8])
+def test_path_response_equals_forward_mode_derivative(x64, monkeypatch, leaf):
     """The closed-form response of one path (G5-G8 linearised, the bulk variance's memory of
-    earlier residuals included) equals jax.jacfwd of the path."""
+    earlier residuals included) equals jax.jacfwd of the path; also with the triangular
+    divisions split down to blocks of 8 (`divide_lower`, which splits only past 128 points)."""
+    if leaf is not None:
+        monkeypatch.setattr(response_, "DIVIDE_LEAF", leaf)
     inputs, p = _random_path_setup()
     phi, delta, nu, a, m, rows = paths_.paths(**inputs, p=p)
     closed, bulk_response = response_.path_response(a[3], m[3], delta[3], rows[3], inputs["z"][3],
@@ -62,10 +66,36 @@ def test_path_response_equals_forward_mode_derivative(x64):
     np.testing.assert_allclose(propagator @ inputs["factor"], rows[3], atol=1e-12)
     # the solver's fast path: triangular solves with the residuals give the marched factors,
     # and marching with those factors reproduces the paths
-    solved = paths_.bulk_rows(inputs["factor"], inputs["bulk"], delta, p, chunk=7)
+    solved = paths_.bulk_rows(inputs["factor"], inputs["bulk"], delta, p, block=7)
     np.testing.assert_allclose(solved, rows, atol=1e-12)
     again = paths_.paths(**inputs, p=p, rows=solved)
     np.testing.assert_allclose(again[1], delta, atol=1e-12)
+
+
+@pytest.mark.parametrize("implicit", [False, True])
+def test_blocked_march_and_bulk_solves_do_not_depend_on_the_block(x64, implicit):
+    """The march and the bulk solves split time into blocks (the earlier blocks' share of the
+    memory sums is one matrix product): blocks of 1 (a plain step-by-step march), 7 (30 points:
+    the last block padded) and 30 give the same paths to 1e-12, with the bulk marched causally
+    or given, and the bulk factors equal per-path dense solves."""
+    inputs, p = _random_path_setup()
+    p = {**p, "implicit": implicit}
+    marched = [paths_.paths(**inputs, p=p, block=b) for b in (1, 7, 30)]
+    for other in marched[1:]:
+        for reference, value in zip(marched[0], other, strict=True):
+            np.testing.assert_allclose(value, reference, atol=1e-12)
+    delta, rows = marched[0][1], marched[0][5]
+    n = delta.shape[1]
+    c_bulk = 2 * p["ds"] / p["lam"] * p["eps"] / p["alpha"]
+    dense = np.stack([np.linalg.solve(np.eye(n) + c_bulk * np.asarray(inputs["bulk"]) * d[None],
+                                      np.asarray(inputs["factor"])) for d in np.asarray(delta)])
+    np.testing.assert_allclose(rows, dense, atol=1e-12)
+    for b in (1, 7, 30, 64):
+        solved = paths_.bulk_rows(inputs["factor"], inputs["bulk"], delta, p, block=b)
+        np.testing.assert_allclose(solved, dense, atol=1e-12)
+        given = paths_.paths(**inputs, p=p, rows=solved, block=b)
+        for reference, value in zip(marched[0][:5], given[:5], strict=True):
+            np.testing.assert_allclose(value, reference, atol=1e-12)
 
 
 def test_bulk_kernels_equal_a_direct_march(x64):

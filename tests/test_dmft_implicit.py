@@ -88,10 +88,15 @@ def test_nonuniform_bulk_kernel_and_spike_seed_variance_are_direct_marches(x64):
                                rtol=1e-12)
 
 
-def test_implicit_path_solves_its_step_and_its_response_is_the_derivative(x64):
+@pytest.mark.parametrize("leaf", [None, 6])
+def test_implicit_path_solves_its_step_and_its_response_is_the_derivative(x64, monkeypatch,
+                                                                          leaf):
     """Each implicit step satisfies a_k = rhs_k - c_k H_kk Phi(a_k) (Newton converged to
     1e-12), and the closed-form response, equal-time blocks J (I + c_k H_kk J)^-1 included,
-    equals forward-mode differentiation of the path."""
+    equals forward-mode differentiation of the path (also with the triangular divisions split
+    down to blocks of 6)."""
+    if leaf is not None:
+        monkeypatch.setattr(response_, "DIVIDE_LEAF", leaf)
     inputs, p, _, c = _setup()
     phi, delta, nu, a, m, rows = paths_.paths(**inputs, p=p)
     kernel = inputs["kernel"]
