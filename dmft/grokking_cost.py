@@ -18,8 +18,9 @@ Time per iteration counts the floating-point work of each phase from the shapes
 (`iteration_work`: path march, bulk solves, response solves, mixing, kernels, averages; the
 response solves, ~16 M_R n^3, dominate at n > 200), at the throughput measured on a quiet 2-core
 CPU (`FLOPS_PER_SECOND`: `benchmarks/dmft_cost.py` on 2 pinned cores of an otherwise idle Xeon,
-15.7 counted Gflop in 1.42 s at n = 337, M = 400, M_R = 16, r = 16, 10% of the 106 Gflop/s
-float64 matmul rate measured in the same run). A rough guide in both directions: cores
+15.7 counted Gflop in 0.42 s at n = 337, M = 400, M_R = 16, r = 16, 36% of the 104 Gflop/s
+float64 matmul rate measured in the same run; 846 Gflop in 13.2 s at n = 801, M = 4000,
+M_R = 64, 61%). A rough guide in both directions: cores
 shared with other work run it several times slower, a batch of points faster than one point
 (dmft/README.md); the solver's progress bar reports the real rate and time left.
 """
@@ -36,7 +37,7 @@ from dmft.fixed_point import format_seconds
 from lazyrich.core.checks import check_positive_integer, format_bytes
 
 STABLE_FRACTION = 0.5      # default dt as a fraction of the stability limit
-FLOPS_PER_SECOND = 1.1e10  # achieved by the whole iteration on a quiet 2-core CPU (benchmark)
+FLOPS_PER_SECOND = 3.7e10  # achieved by the whole iteration on a quiet 2-core CPU (benchmark)
 TYPICAL_ITERATIONS = 25    # iterations to tol = 1e-5 in the README's runs (22-24)
 
 
