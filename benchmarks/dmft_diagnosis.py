@@ -202,6 +202,9 @@ def drops() -> None:
         for name, patch in variants.items():
             for key, value in {**original, **patch}.items():
                 setattr(paths_, key, value)
+            # solve reuses the iteration it compiled for these shapes: drop it, or every
+            # variant would run the first one's program
+            grokking._compiled_iteration.cache_clear()
             theory = grokking.solve(1.0, 0.1, 3.0, 1.0, t_max=600.0, D=dim, target_scale=scale,
                                     n_samples=200, n_response=8, tol=1e-5, progress=False)
             predicted = theory.test_loss.isel(alpha=0, eps=0, target_scale=0).interp(time=t)
@@ -210,6 +213,7 @@ def drops() -> None:
     finally:
         for key, value in original.items():
             setattr(paths_, key, value)
+        grokking._compiled_iteration.cache_clear()
 
 
 SECTIONS = {"drops": drops, "knobs": knobs, "flow": flow, "statistics": statistics,

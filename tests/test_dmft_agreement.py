@@ -132,9 +132,15 @@ def _small_size_error(monkeypatch=None, drop=None):
         seed_variance = paths_.spike_seed_variance
         monkeypatch.setattr(paths_, "spike_seed_variance",
                             lambda *args: 0 * seed_variance(*args))
-    theory = grokking.solve(1.0, 0.1, 3.0, 1.0, t_max=600.0, D=D,
-                            target_scale=teacher_scales(seeds, D, P), n_samples=200,
-                            n_response=8, tol=1e-5, progress=False)
+    # solve reuses the iteration compiled for these shapes: a patched term must compile anew,
+    # and must not leave its program to later solves
+    grokking._compiled_iteration.cache_clear()
+    try:
+        theory = grokking.solve(1.0, 0.1, 3.0, 1.0, t_max=600.0, D=D,
+                                target_scale=teacher_scales(seeds, D, P), n_samples=200,
+                                n_response=8, tol=1e-5, progress=False)
+    finally:
+        grokking._compiled_iteration.cache_clear()
     t = sim.time.values
     simulated = sim.test_loss_population.mean("seed").values
     predicted = theory.test_loss.isel(alpha=0, eps=0).mean("target_scale").interp(time=t).values
