@@ -38,6 +38,16 @@ def _substitute(lower, rhs, unit_diagonal: bool):
     return jax.lax.fori_loop(0, m, row, jnp.zeros_like(rhs))
 
 
+def _check_shapes(caller: str, name: str, matrix, rhs, axis: int) -> None:
+    """Refuse a non-square triangular matrix, or a right-hand side that is not a matrix whose
+    `axis` (0: rows, rhs (m, k); 1: columns, rhs (k, m)) matches it."""
+    m = matrix.shape[0] if matrix.ndim else -1
+    if matrix.shape != (m, m) or rhs.ndim != 2 or rhs.shape[axis] != m:
+        wanted = "rhs (m, k)" if axis == 0 else "rhs (k, m)"
+        raise ValueError(f"{caller} needs {name} (m, m) and {wanted}; got {name} "
+                         f"{matrix.shape} and rhs {rhs.shape}")
+
+
 def solve_lower(lower, rhs, unit_diagonal: bool = False, leaf: int = LEAF):
     """x (m, k) with lower @ x = rhs for lower-triangular `lower` (m, m) and `rhs` (m, k).
 
@@ -46,10 +56,8 @@ def solve_lower(lower, rhs, unit_diagonal: bool = False, leaf: int = LEAF):
     L_JJ solved row by row. One compiled loop body whatever m is (a recursive split compiles a
     program per level and leaf: 2.5 s more XLA compilation for the DMFT iteration at n = 127).
     unit_diagonal: take L_ii = 1 (the stored diagonal is not read)."""
+    _check_shapes("solve_lower", "lower", lower, rhs, 0)
     m = lower.shape[0]
-    if lower.shape != (m, m) or rhs.ndim != 2 or rhs.shape[0] != m:
-        raise ValueError(f"solve_lower needs lower (m, m) and rhs (m, k); got {lower.shape} "
-                         f"and {rhs.shape}")
     block = max(int(leaf), 1)
     if m <= block:
         return _substitute(lower, rhs, unit_diagonal)
@@ -73,9 +81,11 @@ def solve_lower(lower, rhs, unit_diagonal: bool = False, leaf: int = LEAF):
 def solve_upper(upper, rhs, unit_diagonal: bool = False, leaf: int = LEAF):
     """x (m, k) with upper @ x = rhs for upper-triangular `upper` (m, m): the lower-triangular
     system with rows and columns in reverse order."""
+    _check_shapes("solve_upper", "upper", upper, rhs, 0)
     return solve_lower(upper[::-1, ::-1], rhs[::-1], unit_diagonal, leaf)[::-1]
 
 
 def right_divide(rhs, lower, unit_diagonal: bool = False, leaf: int = LEAF):
     """rhs @ lower^{-1} (k, m) for lower-triangular `lower` (m, m) and `rhs` (k, m)."""
+    _check_shapes("right_divide", "lower", lower, rhs, 1)
     return solve_upper(lower.T, rhs.T, unit_diagonal, leaf).T

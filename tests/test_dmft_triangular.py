@@ -60,6 +60,10 @@ def test_bad_shapes_are_refused_naming_them():
         triangular.solve_lower(jnp.ones((3, 4)), jnp.ones((3, 2)))
     with pytest.raises(ValueError, match=r"\(4,\)"):
         triangular.solve_lower(jnp.eye(4), jnp.ones(4))
+    with pytest.raises(ValueError, match=r"right_divide needs lower .*rhs \(k, m\).*\(2, 3\)"):
+        triangular.right_divide(jnp.ones((2, 3)), jnp.eye(4))
+    with pytest.raises(ValueError, match=r"solve_upper needs upper .*\(5, 2\)"):
+        triangular.solve_upper(jnp.eye(4), jnp.ones((5, 2)))
 
 
 @pytest.mark.parametrize("scheme", ["explicit", "implicit"])
