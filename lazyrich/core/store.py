@@ -34,7 +34,13 @@ from typing import Any
 
 import filelock
 import numpy as np
-import zarr
+
+
+def _zarr():
+    """The zarr module, imported on first use (it costs ~0.1 s, and a sweep that stores nothing
+    never needs it)."""
+    import zarr
+    return zarr
 
 MARKERS = "_finished"
 
@@ -180,15 +186,15 @@ class SweepStore:
                 os.rmdir(self.path)  # an empty directory: nothing to lose
         if not os.path.exists(self.path):
             self._create(description, shapes, versions)
-        self.group = zarr.open_group(self.path, mode="r+")
+        self.group = _zarr().open_group(self.path, mode="r+")
         os.makedirs(os.path.join(self.path, MARKERS), exist_ok=True)
         self._repair(description, shapes)
 
     def _read_description(self) -> dict | None:
         try:
-            group = zarr.open_group(self.path, mode="r")
+            group = _zarr().open_group(self.path, mode="r")
             return json.loads(group.attrs["lazyrich_store"])
-        except (KeyError, ValueError, OSError, zarr.errors.BaseZarrError):
+        except (KeyError, ValueError, OSError, _zarr().errors.BaseZarrError):
             return None
 
     def _create(self, description: dict, shapes: dict, versions: dict) -> None:
@@ -196,7 +202,7 @@ class SweepStore:
         reader ever sees a half-made store."""
         temporary = f"{self.path}.creating-{os.getpid()}"
         try:
-            group = zarr.open_group(temporary, mode="w")
+            group = _zarr().open_group(temporary, mode="w")
         except OSError as error:
             raise ValueError(f"store={self.path!r} cannot be created: {error}") from None
         for name, shape in shapes.items():
@@ -317,7 +323,7 @@ def _chunk_state(path: str, group, names: set, shapes: dict, static_index: int,
 def _scan(path: str | os.PathLike, description: dict):
     """Yield (static point, chunk, runs, reason, values) for every finished chunk."""
     path = os.fspath(path)
-    group = zarr.open_group(path, mode="r")
+    group = _zarr().open_group(path, mode="r")
     names = _array_names(group)
     for static_index, chunk_index, runs in _chunks(description):
         finished, reason, values = _chunk_state(path, group, names, description["shapes"],
@@ -389,11 +395,11 @@ def read_store(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray], np
 def stored_description(path: str | os.PathLike) -> dict:
     """The description (configuration, chunk size, dtype) a store was made with."""
     try:
-        group = zarr.open_group(os.fspath(path), mode="r")
+        group = _zarr().open_group(os.fspath(path), mode="r")
         description = json.loads(group.attrs["lazyrich_store"])
         if "shapes" not in description:  # stores written before shapes were recorded
             description["shapes"] = {name: list(array.shape)
                                      for name, array in group.arrays()}
         return description
-    except (KeyError, OSError, ValueError, zarr.errors.BaseZarrError):
+    except (KeyError, OSError, ValueError, _zarr().errors.BaseZarrError):
         raise ValueError(f"path={os.fspath(path)!r} is not a lazyrich sweep store") from None
