@@ -1,6 +1,7 @@
-"""The DMFT's triangular solves: `dmft.triangular` (jax.numpy, blocked forward substitution)
-against `jax.scipy.linalg.solve_triangular` (LAPACK trsm on CPU, cuBLAS / cuSOLVER on GPU), on
-this device, side by side in one run.
+"""The DMFT's triangular solves: `dmft.triangular.blocked_solve_lower` (jax.numpy, blocked
+forward substitution; what the DMFT uses on the CPU) against
+`jax.scipy.linalg.solve_triangular` (LAPACK trsm on CPU, cuBLAS on GPU), on this device, side
+by side in one run.
 
 Part 1, the solves alone at the shapes the DMFT iteration uses (n time points, M paths, rank r):
   kernels   one (2n x 2n) unit lower-triangular system with 2n right-hand sides (weight kernel);
@@ -13,6 +14,7 @@ Part 2, the whole solve: `dmft.grokking.solve` on the rich corner's grid (D, alp
 eps = 0.05, P/D = 5, adaptive grid, implicit scheme; `--max-iter` iterations) with every
 triangular solve of the iteration done each way: first call (compilation included) and a second,
 warm call, seconds per iteration, and the largest relative difference of the test-loss curves.
+(`triangular.uses_library` picks between the two for the DMFT: the library off the CPU.)
 On CPU the library variant of part 2 is skipped unless `--library-on-cpu`: with two or fewer
 cores jaxlib's batched LAPACK calls can deadlock XLA's thread pool (dmft/triangular.py says how).
 
@@ -42,9 +44,8 @@ def best_seconds(function, *args, repeats: int = 3) -> float:
     return min(times)
 
 
-def library_solve_lower(lower, rhs, unit_diagonal: bool = False, leaf: int | None = None):
+def library_solve_lower(lower, rhs, unit_diagonal: bool = False):
     """`triangular.solve_lower`'s contract through `jax.scipy.linalg.solve_triangular`."""
-    del leaf
     return jax.scipy.linalg.solve_triangular(lower, rhs, lower=True,
                                              unit_diagonal=unit_diagonal)
 
@@ -73,7 +74,7 @@ def solve_timings(points: int, samples: int, rank: int, dtype) -> list[tuple]:
     }
     rows = []
     for name, (make, *args) in cases.items():
-        ours, library = make(triangular.solve_lower), make(library_solve_lower)
+        ours, library = make(triangular.blocked_solve_lower), make(library_solve_lower)
         x, y = (np.asarray(jax.jit(f)(*args), np.float64) for f in (ours, library))
         rows.append((name, best_seconds(ours, *args), best_seconds(library, *args),
                      float(np.max(np.abs(x - y)) / np.max(np.abs(y)))))
@@ -99,15 +100,14 @@ def whole_solve(dim: int, settings: dict, max_iter: int, library: bool) -> dict:
     import warnings
     results = {}
     for name in ("ours", "library") if library else ("ours",):
-        original = triangular.solve_lower
-        if name == "library":
-            triangular.solve_lower = library_solve_lower
+        original = triangular.uses_library
+        triangular.uses_library = (lambda use: lambda: use)(name == "library")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")    # max_iter is reached on purpose
                 curves, (cold, warm) = _solve(dim, settings, max_iter)
         finally:
-            triangular.solve_lower = original
+            triangular.uses_library = original
             grokking._compiled_iteration.cache_clear()
         iterations = int(curves.attrs["iterations"])
         results[name] = (cold, warm / iterations, iterations, curves)

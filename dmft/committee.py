@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from dmft import checks
 from lazyrich.core.checks import check_positive_integer, require_memory
+from lazyrich.core.devices import matmul_precision_context
 from lazyrich.core.progress import report, reporting
 from lazyrich.tasks.committee import generalisation_error
 
@@ -241,7 +242,8 @@ def solve(lr, Q, R, T, *, t_max: float, dt: float = 0.01, log_every: int = 10,
     with tqdm(total=n_runs * n_steps, unit="step", unit_scale=True, disable=not progress,
               desc=f"dmft.committee.solve ({n_runs} run(s))", dynamic_ncols=True) as bar, \
             reporting(bar.update) if progress else contextlib.nullcontext():
-        qs, rs, errors = (np.asarray(a) for a in run(Q, R, T, jnp.asarray(lrs, dtype)))
+        with matmul_precision_context("float32"):   # not JAX's TF32 default on GPUs
+            qs, rs, errors = (np.asarray(a) for a in run(Q, R, T, jnp.asarray(lrs, dtype)))
         bar.n = n_runs * n_steps
         bar.refresh()
     if np.ndim(lr) == 0:

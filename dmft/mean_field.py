@@ -30,6 +30,7 @@ import xarray as xr
 
 from lazyrich.core.checks import format_bytes, require_memory
 from lazyrich.core.chunks import chunk_inputs
+from lazyrich.core.devices import matmul_precision_context
 from lazyrich.core.grid import Grid, make_grid
 from lazyrich.core.labels import flat_to_dataset
 from lazyrich.experiments import grokking_model as model
@@ -180,7 +181,8 @@ def sweep(*, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL,
                        f"P={static['P']} ({format_bytes(estimate)})",
                        "sweep fewer batched values at once or lower D / P / n_test")
         solve = _compiled(tuple(sorted(static.items())), max_steps)
-        curves, diverged, stats = jax.device_get(solve(batched, rtol, atol))
+        with matmul_precision_context("float32"):   # not JAX's TF32 default on GPUs
+            curves, diverged, stats = jax.device_get(solve(batched, rtol, atol))
         for k in outputs:
             flat[k][s] = curves[k]
         flat["diverged"][s] = diverged

@@ -66,10 +66,9 @@ def test_bad_shapes_are_refused_naming_them():
         triangular.solve_upper(jnp.eye(4), jnp.ones((5, 2)))
 
 
-@pytest.mark.parametrize("scheme", ["explicit", "implicit"])
-def test_the_compiled_iteration_has_no_lapack_triangular_solve(monkeypatch, scheme):
-    """At most one LAPACK call (the bulk covariance's eigh) in the batched iteration: two at
-    once is what hung `lazyrich compare` on 2 cores."""
+def _first_program(monkeypatch, **settings) -> str:
+    """The StableHLO text of the batched iteration that a small solve compiles (alpha 1 and 4,
+    D = 6, 9 times, two iterations)."""
     compiled = grokking._compiled_iteration
     programs = []
 
@@ -86,10 +85,46 @@ def test_the_compiled_iteration_has_no_lapack_triangular_solve(monkeypatch, sche
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)     # two iterations are enough here
         grokking.solve([1.0, 4.0], 0.02, 2.5, 0.5, D=6, times=np.linspace(0, 8, 9),
-                       scheme=scheme, n_samples=40, n_response=8, max_iter=2, progress=False)
+                       n_samples=40, n_response=8, max_iter=2, progress=False, **settings)
     assert programs
-    targets = re.findall(r'custom_call @?"?([A-Za-z_0-9]+)', programs[0])
-    targets += re.findall(r'call_target_name = "([A-Za-z_0-9]+)"', programs[0])
+    return programs[0]
+
+
+@pytest.mark.parametrize("scheme", ["explicit", "implicit"])
+def test_the_compiled_iteration_has_no_lapack_triangular_solve(monkeypatch, scheme):
+    """At most one LAPACK call (the bulk covariance's eigh) in the batched iteration: two at
+    once is what hung `lazyrich compare` on 2 cores."""
+    program = _first_program(monkeypatch, scheme=scheme)
+    targets = re.findall(r'custom_call @?"?([A-Za-z_0-9]+)', program)
+    targets += re.findall(r'call_target_name = "([A-Za-z_0-9]+)"', program)
     lapack = [t for t in targets if "lapack" in t]
     assert not [t for t in lapack if "trsm" in t], lapack
     assert len(lapack) <= 1, lapack
+
+
+def test_float32_solves_use_full_float32_products(monkeypatch):
+    """Every matrix product of the float32 iteration is compiled at HIGHEST precision, whatever
+    JAX's default (TF32 on GPUs: on an H200 it moved the grokking time 5.5 points and the delay
+    11.6 points, `benchmarks/dmft_cost.py`), here with TF32 asked for around the call."""
+    with jax.default_matmul_precision("tensorfloat32"):
+        program = _first_program(monkeypatch, scheme="implicit", dtype="float32", tol=1e-4)
+    dots = [line for line in program.splitlines() if "dot_general" in line]
+    assert dots and "f32" in dots[0]
+    assert all("precision = [HIGHEST, HIGHEST]" in line for line in dots), \
+        [line for line in dots if "HIGHEST" not in line][:2]
+
+
+def test_off_the_cpu_the_library_solves(monkeypatch):
+    """`uses_library` follows the backend; the library's path meets the same contract (junk
+    above the diagonal ignored, unit diagonal not read)."""
+    assert not triangular.uses_library()                     # the suite runs on the CPU
+    lower, rhs = _system(np.random.default_rng(5), 40, 3)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert triangular.uses_library()
+    lowered = jax.jit(triangular.solve_lower).lower(lower, rhs).as_text()
+    assert "scan" not in lowered and "while" not in lowered   # no blocked substitution
+    for unit in (False, True):
+        expected = scipy.linalg.solve_triangular(lower, rhs, lower=True, unit_diagonal=unit)
+        solved = triangular.solve_lower(jnp.asarray(lower, jnp.float32),
+                                        jnp.asarray(rhs, jnp.float32), unit_diagonal=unit)
+        np.testing.assert_allclose(solved, expected, rtol=2e-4, atol=2e-4)
