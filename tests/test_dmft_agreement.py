@@ -52,6 +52,9 @@ def _assert_grid_cell(D, eps, ratio, alphas, horizon, *, test_l2, grok, train_ha
     rows = agreement(D, alphas, eps, ratio, 32, "mean", "adaptive", horizon,
                      n_samples=4000, n_response=64, tol=1e-5)
     for row in rows:
+        print(f"D {D} eps {eps} P/D {ratio} alpha {row['alpha']}: test L2 {row['test_l2']:.1%}, "
+              f"grok {row['grok']:+.1%}, train half {row['train_half']:+.1%}, test half "
+              f"{row['test_half']:+.1%}, delay {row['delay']:+.1%}")   # shown by pytest -rP
         assert row["converged"] and row["test_l2"] < test_l2, row
         assert grok[0] < row["grok"] < grok[1], row
         assert train_half[0] < row["train_half"] < train_half[1], row
