@@ -75,7 +75,8 @@ _GRID_CELLS = [(0.02, 5.0, [0.25, 1.0], 80), (0.02, 5.0, [4.0], 200), (0.02, 3.0
 def test_the_grid_at_D_100_against_32_seeds(eps, ratio, alphas, horizon):
     """`python benchmarks/dmft_agreement.py --dims 100 --eps E --ratios R --alphas A..
     --seeds 32 --teacher mean --grid adaptive [--horizon 200] --solve n_samples=4000
-    n_response=64 tol=1e-5`, the same call; measured on 2 CPU cores (~70 min for all cells):
+    n_response=64 tol=1e-5`, the same call; measured on 2 CPU cores (~70 min for all cells; 23 min
+    through `pytest -m slow -n 2` with the blocked solves):
     test L2 4.7-7.1%, grokking time -2.6 .. -22.5% (all early; -15 .. -22% at P/D = 3), train
     half +7.1 .. +12.7% (late in every cell), test half -11.0 .. +6.6%, delay -24 .. -31% at
     alpha <= 0.5, -6.5 .. -17.6% at alpha = 1, 2, -3.1 .. +2.9% at alpha = 4. Asserts those
@@ -95,7 +96,8 @@ _GRID_CELLS_200 = [(0.02, 5.0, [0.25], 80), (0.02, 5.0, [4.0], 200), (0.02, 3.0,
 @pytest.mark.parametrize("eps, ratio, alphas, horizon", _GRID_CELLS_200)
 def test_the_grid_at_D_200_against_32_seeds(eps, ratio, alphas, horizon):
     """The same protocol at D = 200 (`--dims 200`; ~90 min on 2 CPU cores for all cells, 20 of
-    them the alpha = 0.25, eps = 0.05 solve on 801 points): measured test L2 2.3-8.2% (8.2% at
+    them the alpha = 0.25, eps = 0.05 solve on 801 points; 42 min through `pytest -m slow -n 2`
+    with the blocked solves): measured test L2 2.3-8.2% (8.2% at
     alpha = 0.25, eps = 0.05), grokking time -9.7 .. +1.3% (P/D = 5 within 1.6%, P/D = 3 6-10%
     early), train half +5.2 .. +13.3%, test half -6.4 .. +7.5%, delay -15.1 .. -23.7% at
     alpha <= 0.5, -5.9 .. +2.6% at alpha = 1, 2, +2.6 .. +6.7% at alpha = 4. Asserts those
