@@ -36,11 +36,10 @@ import filelock
 import numpy as np
 
 
-def _zarr():
-    """The zarr module, imported on first use (it costs ~0.1 s, and a sweep that stores nothing
-    never needs it)."""
+def _zarr():  # imported on first use: ~0.1 s that a sweep storing nothing never pays
     import zarr
     return zarr
+
 
 MARKERS = "_finished"
 
@@ -152,15 +151,11 @@ def check_resumable(path: str, description: dict, overwrite: bool) -> None:
 
 
 class SweepStore:
-    """A zarr store holding the flat (static point, run) results of one sweep.
-
-    Args:
-        path: directory of the store.
-        description: the sweep's configuration plus `chunk_size` and `dtype` (JSON-able); a
-            store is reused only when this matches exactly.
-        shapes: output name -> full flat shape (static points, runs, ...).
-        overwrite: replace a store made by another configuration instead of refusing it.
-    """
+    """A zarr store holding the flat (static point, run) results of one sweep: `path` its
+    directory; `description` the sweep's configuration plus `chunk_size` and `dtype` (JSON-able;
+    a store is reused only when it matches exactly); `shapes` output name -> full flat shape
+    (static points, runs, ...); `overwrite`: replace a store made by another configuration
+    instead of refusing it; `versions` the library versions, kept in the store's attributes."""
 
     def __init__(self, path: str | os.PathLike, description: dict[str, Any],
                  shapes: dict[str, tuple[int, ...]], versions: dict[str, str],
