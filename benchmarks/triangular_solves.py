@@ -27,21 +27,10 @@ import time
 
 import jax
 import numpy as np
+from dmft_cost import _best_seconds as best_seconds  # benchmarks/ is the script's path
 
 from dmft import grokking, triangular
 from dmft.grokking_cost import adaptive_times
-
-
-def best_seconds(function, *args, repeats: int = 3) -> float:
-    """Fastest of `repeats` timed calls of the compiled function (after one warm-up call)."""
-    compiled = jax.jit(function)
-    jax.block_until_ready(compiled(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def library_solve_lower(lower, rhs, unit_diagonal: bool = False):
