@@ -53,8 +53,11 @@ SMALL = {
 SKIPPED = ("make ", ".venv/bin/python -m pip install ")
 SLOW = ("python -m provenance power", "python -m provenance demo")
 COMMANDS = ("lazyrich ", "python -m provenance ", *SKIPPED)
-# run by a test of their own (no block reads what they write), so no test passes 60 s
+# no test may pass 60 s: the `lazyrich compare` commands run in a test of their own (no block
+# reads what they write), and the blocks from this section on in another (they use no name or
+# file of an earlier section)
 APART = ("lazyrich compare ",)
+SECOND_HALF = "## Beyond the toy"
 
 
 def readme_text(scale: str = SCALE) -> str:
@@ -90,18 +93,23 @@ def run_command(command: str, folder: Path) -> None:
         assert result.returncode == 0, f"{command}\n{result.stderr}"
 
 
-def run_readme(folder: Path, monkeypatch, slow: bool, apart: bool | None = False) -> list[str]:
-    """Run every block (and, if slow, the slow commands); returns what ran, for the report.
-    apart: False skips the APART commands, True runs only them (no python blocks), None all."""
+def run_readme(folder: Path, monkeypatch, slow: bool, part: str = "all") -> list[str]:
+    """Run the blocks of `part` (and, if slow, the slow commands); returns what ran, for the
+    report. part: "all"; "compare" (the APART commands only); "first" / "second" (the rest,
+    before / from the SECOND_HALF heading)."""
     import matplotlib.pyplot as plt
 
     monkeypatch.chdir(folder)
     namespace: dict = {"__name__": "readme"}
     ran = []
-    for line, language, code in code_blocks(readme_text()):
+    text = readme_text()
+    split = text[:text.index(SECOND_HALF)].count("\n") + 1
+    for line, language, code in code_blocks(text):
         where = f"README.md block at line {line}"
+        if part in ("first", "second") and (line >= split) != (part == "second"):
+            continue
         if language == "python":
-            if apart:
+            if part == "compare":
                 continue
             exec(compile(code, where, "exec"), namespace)  # noqa: S102 - the README is ours
             ran.append(where)
@@ -109,7 +117,7 @@ def run_readme(folder: Path, monkeypatch, slow: bool, apart: bool | None = False
             for command in shell_commands(code):
                 if command.startswith(SKIPPED) or (command.startswith(SLOW) and not slow):
                     continue
-                if apart is not None and command.startswith(APART) != apart:
+                if part != "all" and command.startswith(APART) != (part == "compare"):
                     continue
                 run_command(command, folder)
                 ran.append(command)
@@ -132,20 +140,22 @@ def test_every_block_is_python_or_known_commands_and_the_table_applies():
                 assert command.startswith(COMMANDS), f"line {line}: {command!r}"
 
 
-def test_readme_code_blocks_run_in_order_at_a_small_size(tmp_path, monkeypatch):
-    """Every python block and every fast shell command runs without error, and the files the
-    blocks name are written."""
-    ran = run_readme(tmp_path, monkeypatch, slow=False)
-    assert not any(command.startswith(APART) for command in ran)
-    for name in ("run.nc", "fig.png", "runs.zarr", "store.png", "d.nc", "m.nc",
-                 "digits_curves.png", "rank.nc", "rank.png", "out.json"):
+@pytest.mark.parametrize("part, files", [
+    ("first", ("run.nc", "fig.png", "runs.zarr", "store.png", "phase.nc")),
+    ("second", ("d.nc", "m.nc", "digits_curves.png", "rank.nc", "rank.png", "out.json"))])
+def test_readme_code_blocks_run_in_order_at_a_small_size(tmp_path, monkeypatch, part, files):
+    """Every python block and every fast shell command of each half runs without error, and
+    the files the blocks name are written."""
+    ran = run_readme(tmp_path, monkeypatch, slow=False, part=part)
+    assert ran and not any(command.startswith(APART) for command in ran)
+    for name in files:
         assert (tmp_path / name).exists(), name
 
 
 def test_readme_compare_commands_run_at_a_small_size(tmp_path, monkeypatch):
     """The `lazyrich compare` commands (simulation and DMFT or kernel theory) write their
     figures."""
-    ran = run_readme(tmp_path, monkeypatch, slow=False, apart=True)
+    ran = run_readme(tmp_path, monkeypatch, slow=False, part="compare")
     assert len(ran) == 4 and all(command.startswith(APART) for command in ran), ran
     for name in ("compare.png", "lazy.png", "paper_P450.png", "paper_P550.png"):
         assert (tmp_path / name).exists(), name
@@ -154,5 +164,5 @@ def test_readme_compare_commands_run_at_a_small_size(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_readme_slow_commands_run(tmp_path, monkeypatch):
     """The provenance power curve and demo as written (minutes on 2 CPU cores)."""
-    ran = run_readme(tmp_path, monkeypatch, slow=True, apart=None)
+    ran = run_readme(tmp_path, monkeypatch, slow=True)
     assert any(command.startswith(SLOW[1]) for command in ran)
