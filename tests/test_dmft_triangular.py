@@ -64,6 +64,8 @@ def test_bad_shapes_are_refused_naming_them():
         triangular.right_divide(jnp.ones((2, 3)), jnp.eye(4))
     with pytest.raises(ValueError, match=r"solve_upper needs upper .*\(5, 2\)"):
         triangular.solve_upper(jnp.eye(4), jnp.ones((5, 2)))
+    with pytest.raises(ValueError, match=r"blocked_solve_lower needs lower .*rhs \(3, 2\)"):
+        triangular.blocked_solve_lower(jnp.eye(2), jnp.ones((2, 3)).T)
 
 
 def _first_program(monkeypatch, **settings) -> str:
