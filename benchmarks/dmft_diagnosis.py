@@ -13,9 +13,14 @@ Sections (each prints its own table; `--only` picks some):
   at each seed's teacher scale);
 - `drops`: the default-suite agreement check with one term of the closure removed at a time;
 - `plateau`: each seed's least-squares plateau (train loss, |v|^2 / D, per b^2) against the
-  P -> infinity values the DMFT starts from.
+  P -> infinity values the DMFT starts from;
+- `outliers`: the bulk's test-point fluctuation F that the DMFT's test loss drops, its isotropic
+  share and the bulk's top eigenvalues / D in the exact N -> infinity dynamics
+  (`dmft.grokking_outliers`, 8 seeds) at D = 100, 200, 400 for the richest cell (alpha = 0.25,
+  eps = 0.05, P/D = 3, t <= 50 D) and alpha = 1, eps = 0.02, P/D = 5 (~25 min, most of it
+  D = 400).
 
-    python benchmarks/dmft_diagnosis.py [--only drops knobs flow statistics plateau]
+    python benchmarks/dmft_diagnosis.py [--only drops knobs flow statistics plateau outliers]
 
 About 15 minutes on 2 CPU cores (most of it M_R = 512 and the per-seed solve).
 """
@@ -216,8 +221,28 @@ def drops() -> None:
         grokking._compiled_iteration.cache_clear()
 
 
+def outliers(dims=(100, 200, 400)) -> None:
+    """F, F_iso, tau and the bulk's top eigenvalues / D at a few times s = t / D, per D."""
+    from dmft.grokking_outliers import measure
+
+    print("== outliers: the bulk's test-point fluctuation F = 2 (alpha eps / 2)^2 tr(B^2) / D^2 "
+          "(dropped by the DMFT) and its isotropic share, 8 seeds", flush=True)
+    for alpha, eps, ratio, horizon in ((0.25, 0.05, 3.0, 50.0), (1.0, 0.02, 5.0, 80.0)):
+        for dim in dims:
+            start = time.perf_counter()
+            out = measure(dim, alpha, eps, ratio, horizon).mean("seed")
+            for s in (10, 20, 40, horizon):
+                at = out.sel(time=s * dim, method="nearest")
+                top = " ".join(f"{v:.1f}" for v in at.top.values[::-1])
+                print(f"alpha={alpha:<4g} eps={eps:<4g} P/D={ratio:<3g} D={dim:<4} s={s:>3g}: "
+                      f"test loss {float(at.test_loss_population):.3f}  F "
+                      f"{float(at.fluctuation):.4f}  F_iso {float(at.isotropic):.5f}  tau "
+                      f"{float(at.tau):.3f}  top eigenvalues / D {top}", flush=True)
+            print(f"  ({time.perf_counter() - start:.0f} s)", flush=True)
+
+
 SECTIONS = {"drops": drops, "knobs": knobs, "flow": flow, "statistics": statistics,
-            "plateau": plateau}
+            "plateau": plateau, "outliers": outliers}
 
 
 def main() -> None:

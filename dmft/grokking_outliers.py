@@ -1,0 +1,101 @@
+"""The bulk's test-point fluctuation, measured in the exact N -> infinity dynamics (issue 14).
+
+The DMFT's population test loss (`grokking._statistics`, eq. G12) keeps the bulk of the
+neuron covariance, Cov_perp (the directions orthogonal to beta_hat and to the linear part),
+only through its mean trace tau: on a fresh test point x ~ N(0, I) the bulk's share of the
+output, (alpha eps / 2) x^T B x / D with B = Q (Cov - I) Q, has variance
+
+    F = 2 (alpha eps / 2)^2 tr(B^2) / D^2        (Gaussian x: Var(x^T B x) = 2 tr(B^2)),
+
+which the closure drops as O(1 / D): for a bulk spread over its D dimensions tr(B^2) ~
+tr(B)^2 / D. This module measures F, its isotropic share F_iso = 2 (alpha eps / 2)^2 tr(B)^2 /
+((D - 2) D^2) and B's top eigenvalues per D in `lazyrich`'s exact moment dynamics
+(`dynamics="infinite"`): where a few outlier modes carry the bulk (eigenvalues growing like D),
+F - F_iso does not fall with D and the dropped term is O(1). `benchmarks/dmft_diagnosis.py
+--only outliers` prints it over D.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+TOP_MODES = 3     # B's largest eigenvalues reported
+
+
+def bulk_fluctuation(deviation: dict, beta: jax.Array, alpha: float, eps: float) -> dict:
+    """F, F_iso, the bulk's mean share tau and B's top eigenvalues / D of one moment state.
+
+    Args:
+        deviation: the moment dynamics' deviations dm (D,) and dS (D, D) from the start
+            (`lazyrich.experiments.grokking`, dynamics="infinite": m_0 = 0, S_0 = I, so
+            Cov - I = dS - dm dm^T).
+        beta: (D,) teacher direction; alpha, eps: output scale and quadratic coefficient.
+
+    Returns:
+        {"fluctuation": F, "isotropic": F_iso, "tau": (alpha eps / 2) tr(B) / D,
+         "top": (TOP_MODES,) largest eigenvalues of B over D, largest last}; scalars in the
+        test loss's units (squared output).
+    """
+    dim = beta.shape[0]
+    change = deviation["dS"] - jnp.outer(deviation["dm"], deviation["dm"])
+    spike = beta / jnp.linalg.norm(beta)
+    linear = deviation["dm"] - (deviation["dm"] @ spike) * spike
+    linear = linear / jnp.maximum(jnp.linalg.norm(linear), jnp.finfo(linear.dtype).tiny)
+    keep = jnp.eye(dim, dtype=change.dtype) - jnp.outer(spike, spike) - jnp.outer(linear, linear)
+    bulk = keep @ change @ keep
+    weight = 2 * (alpha * eps / 2) ** 2 / dim**2
+    return {"fluctuation": weight * jnp.sum(bulk * bulk),
+            "isotropic": weight * jnp.trace(bulk) ** 2 / (dim - 2),
+            "tau": alpha * eps / 2 * jnp.trace(bulk) / dim,
+            "top": jnp.linalg.eigvalsh(bulk)[-TOP_MODES:] / dim}
+
+
+def measure(D: int, alpha: float, eps: float, P_over_D: float, horizon: float = 80.0,
+            seeds=range(8), n_logs: int = 20) -> xr.Dataset:
+    """`bulk_fluctuation` along the exact N -> infinity dynamics, seed by seed.
+
+    Args:
+        D: input dimension; P = round(P_over_D D) training points; lr_scale = D / 20 and
+            20 horizon steps (time 0..horizon D), the agreement tables' protocol.
+        alpha, eps: the run's output scale and quadratic coefficient.
+        seeds: simulation seeds (the same draws as `lazyrich.sweep(seed=...)`).
+        n_logs: equally spaced logged times (must divide the 20 horizon steps).
+
+    Returns:
+        Dataset over (seed, time) with fluctuation, isotropic, tau, test_loss_population,
+        train_loss, and top over (seed, time, mode); time in simulation units.
+    """
+    import lazyrich
+    from lazyrich.experiments import grokking as experiment
+
+    steps = 20 * horizon
+    if D < 3 or not float(steps).is_integer() or n_logs < 1 or int(steps) % n_logs:
+        raise ValueError(f"need D >= 3 and n_logs dividing the 20 horizon = {steps:g} steps; "
+                         f"got D={D!r}, horizon={horizon!r}, n_logs={n_logs!r}")
+    every = int(steps) // n_logs
+    params = lazyrich.get_experiment("grokking").defaults(
+        D=D, P=int(round(P_over_D * D)), N=1, n_test=10, alpha=alpha, eps=eps, lr_scale=D / 20,
+        dynamics="infinite")
+
+    @jax.jit
+    def run(key):
+        def logged(state, _):
+            state = jax.lax.fori_loop(0, every, lambda i, s: experiment.step(s, params), state)
+            metrics = experiment.metrics(state, params)
+            return state, {**bulk_fluctuation(state["deviation"], state["data"]["beta"],
+                                              alpha, eps),
+                           "test_loss_population": metrics["test_loss_population"],
+                           "train_loss": metrics["train_loss"]}
+
+        return jax.lax.scan(logged, experiment.init(key, params), None, length=n_logs)[1]
+
+    runs = [jax.device_get(run(jax.random.key(int(s)))) for s in seeds]
+    time = np.arange(1, n_logs + 1) * every * D / 20
+    variables = {name: (("seed", "time") + (("mode",) if name == "top" else ()),
+                        np.stack([np.asarray(r[name], np.float64) for r in runs]))
+                 for name in runs[0]}
+    return xr.Dataset(variables, coords={"seed": list(seeds), "time": time},
+                      attrs={"D": D, "alpha": alpha, "eps": eps, "P_over_D": P_over_D})
