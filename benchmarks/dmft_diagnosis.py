@@ -17,10 +17,12 @@ Sections (each prints its own table; `--only` picks some):
 - `outliers`: the bulk's test-point fluctuation F that the DMFT's test loss drops, its isotropic
   share and the bulk's top eigenvalues / D in the exact N -> infinity dynamics
   (`dmft.grokking_outliers`, 8 seeds) at D = 100, 200, 400 for the richest cell (alpha = 0.25,
-  eps = 0.05, P/D = 3, t <= 50 D) and alpha = 1, eps = 0.02, P/D = 5 (~25 min, most of it
-  D = 400).
+  eps = 0.05, P/D = 3, t <= 50 D) and alpha = 1, eps = 0.02, P/D = 5 (~15 min, most of it
+  D = 400);
+- `gap`: in that richest cell at D = 100, the DMFT's test loss (M = 2000, M_R = 64, the 32
+  seeds' mean teacher scale) against the simulation's, with and without F added (~8 min).
 
-    python benchmarks/dmft_diagnosis.py [--only drops knobs flow statistics plateau outliers]
+    python benchmarks/dmft_diagnosis.py [--only drops knobs flow statistics plateau outliers gap]
 
 About 15 minutes on 2 CPU cores (most of it M_R = 512 and the per-seed solve).
 """
@@ -241,8 +243,46 @@ def outliers(dims=(100, 200, 400)) -> None:
             print(f"  ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
+def gap(dim: int = 100, alpha: float = 0.25, eps: float = 0.05, ratio: float = 3.0,
+        horizon: float = 50.0) -> None:
+    """The DMFT's test-loss gap to the simulation against the dropped fluctuation F."""
+    import lazyrich
+    from dmft import grokking
+    from dmft.grokking_agreement import teacher_scales
+    from dmft.grokking_outliers import measure
+    from dmft.grokking_timing import delay, grokking_time, half_drop_time
+
+    P, seeds = int(round(ratio * dim)), list(range(32))
+    sim = lazyrich.sweep("grokking", alpha=alpha, eps=eps, D=dim, P=P, N=1, n_test=10,
+                         lr_scale=dim / 20, steps=int(20 * horizon), log_every=10,
+                         dynamics="infinite", seed=seeds, progress=False)
+    scale = float(np.mean(teacher_scales(seeds, dim, P)))
+    theory = grokking.solve(alpha, eps, ratio, dim / 20, D=dim, target_scale=scale,
+                            times=grokking.adaptive_times(horizon * dim, dim, ratio, alpha, eps),
+                            scheme="implicit", n_samples=2000, n_response=64, tol=1e-5,
+                            progress=False).isel(alpha=0, eps=0, target_scale=0)
+    fluctuation = measure(dim, alpha, eps, ratio, horizon).fluctuation.mean("seed")
+    t = sim.time.values
+    simulated = sim.test_loss_population.mean("seed").values
+    sim_train = sim.train_loss.mean("seed").values
+    test, train = (theory[v].interp(time=t).values for v in ("test_loss", "train_loss"))
+    added = np.interp(t, fluctuation.time.values, fluctuation.values)
+    print(f"== gap: D={dim}, alpha={alpha}, eps={eps}, P/D={ratio}, b={scale:.3f} "
+          f"({theory.attrs['iterations']} iterations)")
+    for s in (5, 10, 20, 30, 40, horizon):
+        i = int(np.argmin(np.abs(t - s * dim)))
+        print(f"s={s:>4g}: simulation {simulated[i]:.3f}  DMFT {test[i]:.3f}  gap "
+              f"{simulated[i] - test[i]:+.3f}  F {added[i]:.4f}")
+    for name, curve in (("DMFT", test), ("DMFT + F", test + added)):
+        error = np.linalg.norm(curve - simulated) / np.linalg.norm(simulated)
+        print(f"{name:>8}: test L2 {error:.1%}"
+              f"  grok {grokking_time(t, curve) / grokking_time(t, simulated) - 1:+.1%}  test half "
+              f"{half_drop_time(t, curve) / half_drop_time(t, simulated) - 1:+.1%}  delay "
+              f"{delay(t, train, curve) / delay(t, sim_train, simulated) - 1:+.1%}")
+
+
 SECTIONS = {"drops": drops, "knobs": knobs, "flow": flow, "statistics": statistics,
-            "plateau": plateau, "outliers": outliers}
+            "plateau": plateau, "outliers": outliers, "gap": gap}
 
 
 def main() -> None:

@@ -1,15 +1,15 @@
 """The bulk's test-point fluctuation, measured in the exact N -> infinity dynamics (issue 14).
 
-The DMFT's population test loss (`grokking._statistics`, eq. G12) keeps the bulk of the
-neuron covariance, Cov_perp (the directions orthogonal to beta_hat and to the linear part),
-only through its mean trace tau: on a fresh test point x ~ N(0, I) the bulk's share of the
-output, (alpha eps / 2) x^T B x / D with B = Q (Cov - I) Q, has variance
+The DMFT's population test loss (`grokking._statistics`, eq. G11) keeps the bulk columns of
+the neuron covariance (the directions other than beta_hat, the linear part and the spike
+column) only through their mean trace tau: on a fresh test point x ~ N(0, I) the bulk's share
+of the output, (alpha eps / 2) x^T B x / D with B = Q (Cov - Cov_0) Q, has variance
 
     F = 2 (alpha eps / 2)^2 tr(B^2) / D^2        (Gaussian x: Var(x^T B x) = 2 tr(B^2)),
 
 which the closure drops as O(1 / D): for a bulk spread over its D dimensions tr(B^2) ~
 tr(B)^2 / D. This module measures F, its isotropic share F_iso = 2 (alpha eps / 2)^2 tr(B)^2 /
-((D - 2) D^2) and B's top eigenvalues per D in `lazyrich`'s exact moment dynamics
+(rank(B) D^2) and B's top eigenvalues per D in `lazyrich`'s exact moment dynamics
 (`dynamics="infinite"`): where a few outlier modes carry the bulk (eigenvalues growing like D),
 F - F_iso does not fall with D and the dropped term is O(1). `benchmarks/dmft_diagnosis.py
 --only outliers` prints it over D.
@@ -25,13 +25,29 @@ import xarray as xr
 TOP_MODES = 3     # B's largest eigenvalues reported
 
 
+def _orthonormal_columns(vectors: jax.Array) -> jax.Array:
+    """(D, k) orthonormal basis of the span of `vectors`' k columns (Gram-Schmidt; a column
+    already in the span of the earlier ones contributes a zero column)."""
+    basis = []
+    for column in vectors.T:
+        for earlier in basis:
+            column = column - (earlier @ column) * earlier
+        norm = jnp.linalg.norm(column)
+        basis.append(jnp.where(norm > 1e-6 * jnp.linalg.norm(vectors), column / norm, 0.0))
+    return jnp.stack(basis, axis=1)
+
+
 def bulk_fluctuation(deviation: dict, beta: jax.Array, alpha: float, eps: float) -> dict:
     """F, F_iso, the bulk's mean share tau and B's top eigenvalues / D of one moment state.
 
+    B is the covariance change Cov - Cov_0 outside the three directions the DMFT's test loss
+    keeps exactly: beta_hat, the linear part m and the spike column (approximated by
+    Cov beta_hat: the spike column U beta_hat is not recoverable from the moments).
+
     Args:
         deviation: the moment dynamics' deviations dm (D,) and dS (D, D) from the start
-            (`lazyrich.experiments.grokking`, dynamics="infinite": m_0 = 0, S_0 = I, so
-            Cov - I = dS - dm dm^T).
+            (`lazyrich.experiments.grokking`, dynamics="infinite": m_0 = 0, so
+            Cov - Cov_0 = dS - dm dm^T).
         beta: (D,) teacher direction; alpha, eps: output scale and quadratic coefficient.
 
     Returns:
@@ -42,13 +58,13 @@ def bulk_fluctuation(deviation: dict, beta: jax.Array, alpha: float, eps: float)
     dim = beta.shape[0]
     change = deviation["dS"] - jnp.outer(deviation["dm"], deviation["dm"])
     spike = beta / jnp.linalg.norm(beta)
-    linear = deviation["dm"] - (deviation["dm"] @ spike) * spike
-    linear = linear / jnp.maximum(jnp.linalg.norm(linear), jnp.finfo(linear.dtype).tiny)
-    keep = jnp.eye(dim, dtype=change.dtype) - jnp.outer(spike, spike) - jnp.outer(linear, linear)
+    kept = _orthonormal_columns(jnp.stack([spike, deviation["dm"], change @ spike], axis=1))
+    keep = jnp.eye(dim, dtype=change.dtype) - kept @ kept.T
     bulk = keep @ change @ keep
     weight = 2 * (alpha * eps / 2) ** 2 / dim**2
+    rank = dim - jnp.sum(jnp.any(kept != 0, axis=0))
     return {"fluctuation": weight * jnp.sum(bulk * bulk),
-            "isotropic": weight * jnp.trace(bulk) ** 2 / (dim - 2),
+            "isotropic": weight * jnp.trace(bulk) ** 2 / rank,
             "tau": alpha * eps / 2 * jnp.trace(bulk) / dim,
             "top": jnp.linalg.eigvalsh(bulk)[-TOP_MODES:] / dim}
 

@@ -47,8 +47,9 @@ def _assert_grid_cell(D, eps, ratio, alphas, horizon, *, test_l2, grok, train_ha
                       test_half, delay):
     """One cell of the grid tables (32 seeds, mean teacher scale, adaptive grids, M = 4000,
     M_R = 64, tol 1e-5): every row converged, its test-loss L2 error below `test_l2`, its
-    relative errors inside the (low, high) bounds given; `delay` holds the bounds for
-    alpha <= 0.5, alpha <= 2 and larger alpha."""
+    relative errors inside the (low, high) bounds given (grok=None: the DMFT does not grok in
+    the run, its grokking time nan); `delay` holds the bounds for alpha <= 0.5, alpha <= 2
+    and larger alpha."""
     rows = agreement(D, alphas, eps, ratio, 32, "mean", "adaptive", horizon,
                      n_samples=4000, n_response=64, tol=1e-5)
     for row in rows:
@@ -56,7 +57,7 @@ def _assert_grid_cell(D, eps, ratio, alphas, horizon, *, test_l2, grok, train_ha
               f"grok {row['grok']:+.1%}, train half {row['train_half']:+.1%}, test half "
               f"{row['test_half']:+.1%}, delay {row['delay']:+.1%}")   # shown by pytest -rP
         assert row["converged"] and row["test_l2"] < test_l2, row
-        assert grok[0] < row["grok"] < grok[1], row
+        assert (np.isnan(row["grok"]) if grok is None else grok[0] < row["grok"] < grok[1]), row
         assert train_half[0] < row["train_half"] < train_half[1], row
         assert test_half[0] < row["test_half"] < test_half[1], row
         low, high = delay[0] if row["alpha"] <= 0.5 else delay[1] if row["alpha"] <= 2 else delay[2]
@@ -108,16 +109,26 @@ def test_the_grid_at_D_200_against_32_seeds(eps, ratio, alphas, horizon):
                       delay=((-0.26, -0.13), (-0.08, 0.05), (0.0, 0.09)))
 
 
+# the richest cell over 50 D per D: (D, test L2, grokking time, train half, test half, delay)
+_RICHEST_CELL = [(100, 0.14, (-0.27, -0.15), (0.06, 0.14), (-0.25, -0.14), (-0.45, -0.32)),
+                 (200, 0.18, (-0.17, -0.06), (0.05, 0.14), (-0.26, -0.15), (-0.50, -0.35)),
+                 (400, 0.16, None, (0.0, 0.07), (-0.26, -0.15), (-0.48, -0.34))]
+
+
 @pytest.mark.slow
-def test_the_richest_P_over_D_3_cell_over_50_D():
-    """alpha = 0.25, eps = 0.05, P/D = 3 at D = 100 over 50 D (`--alphas 0.25 --eps 0.05
-    --ratios 3 --horizon 50`; over 80 D the iteration wanders past t ~ 5000; ~15 min on 2 CPU
-    cores): measured test L2 11.9%, grokking time -22.2% (940), train half +10.1%, test half
-    -20.0%, delay -39.2% (281), 68 iterations. Asserts it converges and those errors, with
-    margins: the grid's worst cell, in the direction of the others."""
-    _assert_grid_cell(100, 0.05, 3.0, [0.25], 50, test_l2=0.14, grok=(-0.27, -0.15),
-                      train_half=(0.06, 0.14), test_half=(-0.25, -0.14),
-                      delay=((-0.45, -0.32), (-0.45, -0.32), (-0.45, -0.32)))
+@pytest.mark.parametrize("D, test_l2, grok, train_half, test_half, delay", _RICHEST_CELL)
+def test_the_richest_P_over_D_3_cell_over_50_D(D, test_l2, grok, train_half, test_half, delay):
+    """alpha = 0.25, eps = 0.05, P/D = 3 over 50 D (`--dims D --alphas 0.25 --eps 0.05
+    --ratios 3 --horizon 50`; over 80 D the iteration wanders past t ~ 5000 at D = 100).
+    Measured (test L2 / grokking time / train half / test half / delay, iterations, time on 2
+    CPU cores): D = 100 11.9% / -22.2% / +10.1% / -20.0% / -39.2%, 68 iterations, ~15 min;
+    D = 200 15.1% / -11.8% / +9.7% / -20.6% / -42.7%, 135 iterations, 16 min; D = 400 13.0% /
+    (the DMFT does not grok in the run; the simulation at 9283) / +3.1% / -20.4% / -41.1%, 167
+    iterations, 37 min. Asserts each converges and those errors, with margins: the grid's
+    worst cell, whose test half and delay do not improve with D (dmft/README.md)."""
+    _assert_grid_cell(D, 0.05, 3.0, [0.25], 50, test_l2=test_l2, grok=grok,
+                      train_half=train_half, test_half=test_half,
+                      delay=(delay, delay, delay))
 
 
 @pytest.mark.slow

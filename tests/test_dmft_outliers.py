@@ -8,24 +8,26 @@ from dmft.grokking_outliers import bulk_fluctuation, measure
 
 
 def test_bulk_fluctuation_is_the_variance_over_test_points_of_the_bulk_share():
-    """F = Var_x[(alpha eps / 2) x^T B x / D] with B the covariance change outside beta_hat and
-    the linear part: against 400,000 Gaussian test points in float64 numpy (2%; the function
-    runs in JAX's default float32), and the spike and linear directions add nothing."""
+    """F = Var_x[(alpha eps / 2) x^T B x / D] with B the covariance change outside beta_hat, the
+    linear part and the spike column: against 100,000 Gaussian test points in float64 numpy
+    (3%; the function runs in JAX's default float32), and the spike and linear directions add
+    nothing."""
     rng = np.random.default_rng(0)
     dim, alpha, eps = 12, 0.5, 0.2
     beta, dm = rng.normal(size=dim), rng.normal(size=dim)
     root = rng.normal(size=(dim, dim)) * np.linspace(0.2, 3.0, dim)
     change = root @ root.T
-    spike, linear = beta / np.linalg.norm(beta), dm - (dm @ beta) * beta / (beta @ beta)
-    linear /= np.linalg.norm(linear)
-    keep = np.eye(dim) - np.outer(spike, spike) - np.outer(linear, linear)
+    spike = beta / np.linalg.norm(beta)
+    kept = np.linalg.qr(np.stack([spike, dm, change @ spike], axis=1))[0]
+    linear = kept[:, 1]
+    keep = np.eye(dim) - kept @ kept.T
     bulk = keep @ change @ keep
     deviation = {"dm": jnp.asarray(dm), "dS": jnp.asarray(change + np.outer(dm, dm))}
     out = bulk_fluctuation(deviation, jnp.asarray(beta), alpha, eps)
-    x = rng.normal(size=(400_000, dim))
+    x = rng.normal(size=(100_000, dim))
     share = alpha * eps / 2 * np.einsum("ni,ij,nj->n", x, bulk, x) / dim
-    assert float(out["fluctuation"]) == pytest.approx(np.var(share), rel=0.02)
-    assert float(out["tau"]) == pytest.approx(np.mean(share), rel=0.01)
+    assert float(out["fluctuation"]) == pytest.approx(np.var(share), rel=0.03)
+    assert float(out["tau"]) == pytest.approx(np.mean(share), rel=0.02)
     assert float(out["isotropic"]) < float(out["fluctuation"])
     np.testing.assert_allclose(np.asarray(out["top"]), np.linalg.eigvalsh(bulk)[-3:] / dim,
                                rtol=1e-4, atol=1e-6)
