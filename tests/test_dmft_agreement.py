@@ -116,7 +116,8 @@ _RICHEST_CELL = [(100, 0.14, (-0.27, -0.15), (0.06, 0.14), (-0.25, -0.14), (-0.4
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("D, test_l2, grok, train_half, test_half, delay", _RICHEST_CELL)
+@pytest.mark.parametrize("D, test_l2, grok, train_half, test_half, delay", _RICHEST_CELL,
+                         ids=[f"D{cell[0]}" for cell in _RICHEST_CELL])
 def test_the_richest_P_over_D_3_cell_over_50_D(D, test_l2, grok, train_half, test_half, delay):
     """alpha = 0.25, eps = 0.05, P/D = 3 over 50 D (`--dims D --alphas 0.25 --eps 0.05
     --ratios 3 --horizon 50`; over 80 D the iteration wanders past t ~ 5000 at D = 100).
