@@ -17,6 +17,8 @@ F - F_iso does not fall with D and the dropped term is O(1). `benchmarks/dmft_di
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,18 +81,37 @@ def measure(D: int, alpha: float, eps: float, P_over_D: float, horizon: float = 
         alpha, eps: the run's output scale and quadratic coefficient.
         seeds: simulation seeds (the same draws as `lazyrich.sweep(seed=...)`).
         n_logs: equally spaced logged times (must divide the 20 horizon steps).
+        Seeds run one after another (one D x D state in memory at a time).
 
     Returns:
         Dataset over (seed, time) with fluctuation, isotropic, tau, test_loss_population,
         train_loss, and top over (seed, time, mode); time in simulation units.
+
+    Raises:
+        ValueError naming the argument for a non-positive or non-finite alpha, P_over_D,
+        horizon, a negative eps, no seeds, or a logging that does not divide the run;
+        MemoryEstimateError before allocating when D x D states would not fit.
     """
     import lazyrich
+    from lazyrich.core.checks import require_memory
     from lazyrich.experiments import grokking as experiment
 
+    for name, value in {"alpha": alpha, "P_over_D": P_over_D, "horizon": horizon}.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0; got {eps!r}")
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty; pass at least one seed, e.g. seeds=range(8)")
     steps = 20 * horizon
-    if D < 3 or not float(steps).is_integer() or n_logs < 1 or int(steps) % n_logs:
-        raise ValueError(f"need D >= 3 and n_logs dividing the 20 horizon = {steps:g} steps; "
-                         f"got D={D!r}, horizon={horizon!r}, n_logs={n_logs!r}")
+    if (not isinstance(D, int) or D < 3 or not float(steps).is_integer() or n_logs < 1
+            or int(steps) % n_logs):
+        raise ValueError(f"need an integer D >= 3 and n_logs dividing the 20 horizon = "
+                         f"{steps:g} steps; got D={D!r}, horizon={horizon!r}, n_logs={n_logs!r}")
+    # per seed: the moment state's three (D, D) matrices, the step's temporaries and B (~12)
+    require_memory(12 * 8 * D**2 + 8 * P_over_D * D**2, f"bulk fluctuation at D={D}",
+                   "lower D=")
     every = int(steps) // n_logs
     params = lazyrich.get_experiment("grokking").defaults(
         D=D, P=int(round(P_over_D * D)), N=1, n_test=10, alpha=alpha, eps=eps, lr_scale=D / 20,
@@ -113,5 +134,5 @@ def measure(D: int, alpha: float, eps: float, P_over_D: float, horizon: float = 
     variables = {name: (("seed", "time") + (("mode",) if name == "top" else ()),
                         np.stack([np.asarray(r[name], np.float64) for r in runs]))
                  for name in runs[0]}
-    return xr.Dataset(variables, coords={"seed": list(seeds), "time": time},
+    return xr.Dataset(variables, coords={"seed": seeds, "time": time},
                       attrs={"D": D, "alpha": alpha, "eps": eps, "P_over_D": P_over_D})

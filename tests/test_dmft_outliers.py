@@ -56,6 +56,18 @@ def test_measure_follows_the_sweeps_runs_and_bounds_the_isotropic_share():
     assert np.all(out.fluctuation.values > 0)
 
 
-def test_measure_refuses_a_logging_that_does_not_divide_the_run():
+def test_measure_refuses_bad_input_naming_the_argument_before_any_work():
+    from lazyrich.core.checks import MemoryEstimateError
+
     with pytest.raises(ValueError, match="n_logs=7"):
         measure(12, 0.5, 0.2, 3.0, horizon=4.0, n_logs=7)
+    with pytest.raises(ValueError, match="horizon must .* got -4.0"):
+        measure(12, 0.5, 0.2, 3.0, horizon=-4.0, n_logs=4)
+    with pytest.raises(ValueError, match="alpha must .* got nan"):
+        measure(12, float("nan"), 0.2, 3.0, horizon=4.0, n_logs=4)
+    with pytest.raises(ValueError, match="eps must"):
+        measure(12, 0.5, -0.2, 3.0, horizon=4.0, n_logs=4)
+    with pytest.raises(ValueError, match="seeds is empty"):
+        measure(12, 0.5, 0.2, 3.0, horizon=4.0, n_logs=4, seeds=[])
+    with pytest.raises(MemoryEstimateError, match="D=1000000"):
+        measure(1_000_000, 0.5, 0.2, 3.0, horizon=4.0, n_logs=4)
