@@ -1,7 +1,27 @@
-"""Shared fixtures: a float64 switch and a tiny grokking configuration."""
+"""Shared fixtures: a float64 switch and a tiny grokking configuration; and a compilation
+cache shared by the test processes.
+
+Most of the suite's time is XLA compiling, and many tests compile the same program from a fresh
+closure (a new sweep of the same shapes), which JAX's in-memory cache does not see. JAX's
+persistent cache keys programs by their HLO, compile options and jax / jaxlib version, so the
+pytest-xdist workers share what any of them compiled. It lives in `.pytest_cache/jax` (ignored
+by git; `make clean` removes it). Set LAZYRICH_TEST_JAX_CACHE=0 to compile everything afresh.
+"""
+
+import os
+from pathlib import Path
 
 import jax
 import pytest
+
+
+def pytest_configure(config):
+    if os.environ.get("LAZYRICH_TEST_JAX_CACHE", "1") == "0":
+        return
+    folder = Path(config.rootpath) / ".pytest_cache" / "jax"
+    folder.mkdir(parents=True, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 TINY = {"D": 10, "N": 32, "P": 40, "n_test": 50, "steps": 200, "log_every": 20}
 

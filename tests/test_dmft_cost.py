@@ -31,8 +31,10 @@ def _xla_bytes(batch, samples, n, response, rank=48):
             + memory.output_size_in_bytes)
 
 
-@pytest.mark.parametrize("batch, samples, n, response", [(1, 200, 60, 4), (2, 100, 150, 16)])
-def test_memory_estimate_bounds_xla_accounting(x64, batch, samples, n, response):
+@pytest.mark.parametrize("batch, samples, n, response, n_response_grows",
+                         [(1, 200, 60, 4, True), (2, 100, 150, 16, False)])
+def test_memory_estimate_bounds_xla_accounting(x64, batch, samples, n, response,
+                                               n_response_grows):
     """estimate_cost's bytes are at least XLA's count for one compiled iteration (arguments,
     outputs, temporaries) and at most 2.5 times it, without the Anderson history (measured
     ratio 1.01-1.25); the history adds 2 h + 3 copies of the state. The memory barely grows
@@ -43,7 +45,8 @@ def test_memory_estimate_bounds_xla_accounting(x64, batch, samples, n, response)
     assert cost.time_points == n
     counted = _xla_bytes(batch, samples, n, response)
     assert counted <= cost.memory_bytes <= 2.5 * counted
-    assert _xla_bytes(batch, samples, n, 4 * response) <= 1.2 * counted
+    if n_response_grows:  # one case: each of these compiles costs ~5 s
+        assert _xla_bytes(batch, samples, n, 4 * response) <= 1.2 * counted
 
 
 def test_compare_grid_is_set_in_theory_time():

@@ -2,8 +2,8 @@
 
 The ```python blocks run in order in one namespace (a block may use names an earlier block
 defined, as a reader's session would) and the shell blocks' commands run in between, all in a
-temporary folder: `lazyrich ...` through `lazyrich.views.cli.main` in this process, `python -m
-provenance ...` in a subprocess. `make` lines are skipped (`make demo` is `lazyrich demo`,
+temporary folder: `lazyrich ...` and `python -m provenance ...` through their
+`main` in this process. `make` lines are skipped (`make demo` is `lazyrich demo`,
 `make test` is this suite), and so is the accelerator install line (its extras are checked against
 the package index by `tests/test_accelerator_extras.py`).
 
@@ -82,11 +82,17 @@ def shell_commands(code: str) -> list[str]:
 
 
 def run_command(command: str, folder: Path) -> None:
+    """`lazyrich ...` and `python -m provenance ...` through their `main` in this process (an
+    interpreter start costs ~3 s of imports; tests/test_provenance_readme.py runs one through
+    `python -m`), anything else in a subprocess."""
     from lazyrich.views.cli import main
+    from provenance.__main__ import main as provenance_main
 
     argv = shlex.split(command)
     if argv[0] == "lazyrich":
         assert main(argv[1:]) == 0, command
+    elif argv[:3] == ["python", "-m", "provenance"]:
+        assert provenance_main(argv[3:]) == 0, command
     else:
         result = subprocess.run([sys.executable, *argv[1:]], cwd=folder, capture_output=True,
                                 text=True)
