@@ -31,7 +31,9 @@ def main() -> None:
                         help="run length in units of D (time 0..horizon D, 20 horizon steps); "
                         "longer for alphas that grok late")
     parser.add_argument("--solve", nargs="*", default=[],
-                        help="solve settings as name=value (e.g. n_samples=400)")
+                        help="solve settings as name=value (e.g. n_samples=400); seed=0,1 "
+                             "solves two Monte Carlo draws, compares their mean and prints "
+                             "their spread")
     args = parser.parse_args()
     settings = parse_solve_settings(args.solve)
     print(f"solve settings: {settings or 'defaults'}", flush=True)

@@ -61,9 +61,11 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
 
     Returns:
         [{"alpha", "test_l2", "grok", "delay", "train_half", "test_half", "grok_sim",
-          "delay_sim", "sim_seconds", "theory_seconds", "iterations", "converged"}] with grok,
-        delay and the half-drop times of the train and test losses as relative errors (nan
-        where the simulation's curve never makes the drop).
+          "delay_sim", "sim_seconds", "theory_seconds", "iterations", "converged",
+          "mc_spread"}] with grok, delay and the half-drop times of the train and test losses as
+        relative errors (nan where the simulation's curve never makes the drop); with a list
+        `seed` in settings the theory is the draws' mean and mc_spread their
+        `grokking_statistics.seed_spread` (nan for one seed).
     """
     import lazyrich
 
@@ -99,6 +101,10 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
             times=grokking.adaptive_times(horizon * D, D, P / D, a, eps), scheme="implicit",
             progress=False, **settings).isel(alpha=0) for a in alphas}
     theory_seconds = time.perf_counter() - start
+    # several Monte Carlo draws (seed=[...]): the row compares their mean and reports spread
+    spreads = {a: t.attrs.get("mc_spread", float("nan")) for a, t in theories.items()}
+    theories = {a: t.mean("mc_seed", keep_attrs=True) if "mc_seed" in t.dims else t
+                for a, t in theories.items()}
     t = sim.time.values
     rows = []
     for alpha in alphas:
@@ -119,7 +125,8 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
                      "grok_sim": grok_sim, "delay_sim": delay_sim, "sim_seconds": sim_seconds,
                      "theory_seconds": theory_seconds,
                      "iterations": int(theories[float(alpha)].attrs["iterations"]),
-                     "converged": bool(theories[float(alpha)].attrs["converged"])})
+                     "converged": bool(theories[float(alpha)].attrs["converged"]),
+                     "mc_spread": spreads[float(alpha)]})
     return rows
 
 
@@ -131,23 +138,33 @@ def format_rows(D: int, eps: float, P_over_D: float, rows: list[dict]) -> str:
                      f"test L2 {r['test_l2']:6.1%}  grok {r['grok']:+7.1%} (sim "
                      f"{r['grok_sim']:8.0f})  delay {r['delay']:+7.1%} (sim "
                      f"{r['delay_sim']:8.0f})  train half {r['train_half']:+7.1%}  test half "
-                     f"{r['test_half']:+7.1%}  [{r['iterations']} it, theory "
+                     f"{r['test_half']:+7.1%}"
+                     + ("" if np.isnan(r.get("mc_spread", np.nan))
+                        else f"  MC spread {r['mc_spread']:.1%}")
+                     + f"  [{r['iterations']} it, theory "
                      f"{r['theory_seconds']:.0f} s, sim {r['sim_seconds']:.0f} s]")
     return "\n".join(lines)
 
 
 def parse_solve_settings(items) -> dict:
     """`name=value` strings (a benchmark's `--solve` flag) as keyword arguments of
-    `dmft.grokking.solve`: integers, then floats, else the string itself."""
+    `dmft.grokking.solve`: integers, then floats, else the string itself; a comma-separated
+    value is a list of those (seed=0,1: two Monte Carlo draws)."""
     settings = {}
     for item in items:
         name, sep, value = item.partition("=")
-        if not sep or not name:
+        if not sep or not name or not value:
             raise ValueError(f"--solve takes name=value items (e.g. n_samples=400); got {item!r}")
-        for kind in (int, float, str):
-            try:
-                settings[name] = kind(value)
-                break
-            except ValueError:
-                continue
+        parsed = [_parse_value(part) for part in value.split(",")]
+        settings[name] = parsed if "," in value else parsed[0]
     return settings
+
+
+def _parse_value(text: str):
+    """An int, else a float, else the string itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text

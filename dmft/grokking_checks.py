@@ -18,6 +18,19 @@ FLOAT32_MIN_TOL = 1e-6
 
 
 
+def check_seeds(seed) -> list[int] | int:
+    """`solve`'s `seed`: an int (one Monte Carlo draw) or a non-empty sequence of distinct ints
+    (one draw each, solved together), every one in [0, 2**32)."""
+    if isinstance(seed, (list, tuple, np.ndarray)):
+        values = seed.ravel().tolist() if isinstance(seed, np.ndarray) else list(seed)
+        seeds = [check_seed(value, f"seed[{i}]") for i, value in enumerate(values)]
+        if not seeds or len(set(seeds)) < len(seeds):
+            raise ValueError(f"seed={seed!r} must be an int or a non-empty sequence of distinct "
+                             f"ints (one Monte Carlo draw each)")
+        return seeds
+    return check_seed(seed)
+
+
 def check_solve_arguments(args: dict) -> dict:
     """Validated copies of `dmft.grokking.solve`'s arguments (its locals(); see its docstring
     for what is allowed), with the time grid resolved: "times" (n,), "dt" (its largest step)
@@ -35,7 +48,7 @@ def check_solve_arguments(args: dict) -> dict:
                       ("bulk_rank", 1), ("anderson", 0)):
         check_positive_integer(name, args[name], minimum=low)
         out[name] = int(args[name])
-    out["seed"] = check_seed(args["seed"])
+    out["seed"] = check_seeds(args["seed"])
     if args["response_sampling"] not in RESPONSE_SAMPLING:
         raise ValueError(f"response_sampling must be one of {RESPONSE_SAMPLING}; got "
                          f"{args['response_sampling']!r}")

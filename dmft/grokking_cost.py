@@ -165,7 +165,7 @@ class Cost(NamedTuple):
 
 def estimate_cost(t_max: float = 10_000.0, dt: float | None = None, *, D: int = 100,
                   P_over_D=5.0, batch: int = 1, n_samples: int = 1000, n_response: int = 64,
-                  bulk_rank: int = 16, anderson: int = 0, times=None) -> Cost:
+                  bulk_rank: int = 16, anderson: int = 0, times=None, draws: int = 1) -> Cost:
     """Memory and time of `dmft.grokking.solve` with these sizes, before anything is allocated.
 
     Args:
@@ -173,6 +173,8 @@ def estimate_cost(t_max: float = 10_000.0, dt: float | None = None, *, D: int = 
             the default grid, half the stability limit; `times` given: its length is n, and
             Cost.dt is its largest step).
         batch: number of (alpha, eps, target_scale, P_over_D) combinations solved together.
+        draws: number of Monte Carlo seeds solved together (`solve`'s list `seed`): each
+            multiplies the batch and holds its own (M, M) mixing matrix.
         anderson: Anderson history (`solve`'s `anderson`): 2 anderson + 3 more copies of the
             fixed-point state (3 M n + 7 n^2 numbers per batch point) are held.
 
@@ -190,8 +192,10 @@ def estimate_cost(t_max: float = 10_000.0, dt: float | None = None, *, D: int = 
         n = int(round(t_max / dt)) + 1
     samples, rank = float(n_samples), float(min(bulk_rank, n))
     state = 3 * samples * n + 7.0 * n * n
+    check_positive_integer("draws", draws)
+    batch = batch * draws
     memory = 8 * (batch * (samples * n * (4 * rank + 11) + 85.0 * n * n
-                           + (2 * anderson + 3) * state * (anderson > 0)) + samples**2)
+                           + (2 * anderson + 3) * state * (anderson > 0)) + draws * samples**2)
     work = iteration_work(n, n_samples, n_response, bulk_rank)
     flops = batch * sum(flops for flops, _ in work.values())
     return Cost(n, memory, flops / FLOPS_PER_SECOND, dt)

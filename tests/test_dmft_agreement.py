@@ -268,5 +268,7 @@ def test_solve_settings_from_the_command_line():
                                  "damping=0.6"]) == {"n_samples": 400, "tol": 1e-5,
                                                      "response_sampling": "stratified",
                                                      "damping": 0.6}
-    with pytest.raises(ValueError, match="name=value"):
-        parse_solve_settings(["n_samples"])
+    assert parse_solve_settings(["seed=0,1", "tol=1e-5,2"]) == {"seed": [0, 1], "tol": [1e-5, 2]}
+    for bad in (["n_samples"], ["seed="], ["=3"]):
+        with pytest.raises(ValueError, match="name=value"):
+            parse_solve_settings(bad)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from dmft import grokking
+from dmft import grokking_statistics as statistics_
 from lazyrich.views.theory import MAX_DMFT_POINTS, dmft_grid, dmft_grids
 
 
@@ -20,7 +21,7 @@ def _xla_bytes(batch, samples, n, response, rank=48):
         def one(st, a):
             p = {"alpha": a, "eps": 0.02, "lam": 5.0, "ds": 0.2, "dim": 100, "scale": 1.0}
             new, out = grokking._iterate(st, p, z, mixing, response, min(rank, n))
-            return new, grokking._statistics(out, a, 0.02, 100, 1.0)
+            return new, statistics_.statistics(out, a, 0.02, 100, 1.0)
         return jax.vmap(one)(state, alpha)
 
     state = (f64(batch, samples, n, 2), f64(batch, n, n, 2, 2), f64(batch, n, n),

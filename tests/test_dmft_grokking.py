@@ -10,6 +10,7 @@ import lazyrich
 from dmft import ConvergenceWarning, grokking, kernel
 from dmft import grokking_paths as paths_
 from dmft import grokking_response as response_
+from dmft import grokking_statistics as statistics_
 from lazyrich.experiments import grokking as experiment
 from lazyrich.tasks.polynomial import quadratic_model_population_loss
 
@@ -143,7 +144,7 @@ def test_statistics_equal_the_engine_population_loss(x64):
     theta = np.array([[u @ u, u @ w], [u @ w, w @ w]]) / D
     out = {"delta": jnp.zeros((1, 1)), "nu": jnp.array([nu]), "bulk": jnp.array([bulk]),
            "a2": jnp.array([a2]), "theta": jnp.asarray(theta)[None]}
-    stats = grokking._statistics(out, alpha, eps, D, b)
+    stats = statistics_.statistics(out, alpha, eps, D, b)
     exact = quadratic_model_population_loss(jnp.asarray(u), jnp.asarray(Q), jnp.asarray(beta),
                                             (0.0, 0.0, 1.0))
     # G11 drops the O(1/D) fluctuations of x_perp^T (Cov_perp - I) x_perp / D

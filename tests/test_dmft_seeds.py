@@ -1,0 +1,114 @@
+"""Several Monte Carlo draws in one grokking DMFT solve (`seed=[...]`): each draw is the solve of
+its seed alone, their spread is measured and warned about, bad seed lists are refused."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from dmft import ConvergenceWarning, grokking
+from dmft.grokking_statistics import seed_spread
+
+# D = 20, P/D = 3, eps = 0.1 over 12 D: at M = 64 alpha = 1's draws 0 and 3 land on different
+# branches (draw 3 runs away: train loss 13 at the end against 0.06), alpha = 8's agree
+_SMALL = dict(D=20, t_max=240.0, n_samples=64, n_response=8, tol=1e-8, max_iter=400,
+              progress=False)
+
+
+def test_each_draw_of_a_seed_list_is_the_solve_of_that_seed_and_disagreement_warns():
+    with pytest.warns(ConvergenceWarning, match=r"seed=\[0, 3\] disagree.*n_samples=64"):
+        both = grokking.solve(1.0, 0.1, 3.0, 1.0, seed=[0, 3], **_SMALL)
+    assert both.test_loss.dims == ("alpha", "eps", "target_scale", "mc_seed", "time")
+    assert list(both.mc_seed.values) == [0, 3]
+    alone = grokking.solve(1.0, 0.1, 3.0, 1.0, seed=3, **_SMALL)
+    assert "mc_seed" not in alone.dims and "mc_spread" not in alone.attrs
+    # the batched solve iterates until both draws settle: equal to the tolerance's scale
+    for name in ("train_loss", "test_loss", "frob_M", "v_norm2"):
+        np.testing.assert_allclose(both[name].sel(mc_seed=3).values, alone[name].values,
+                                   rtol=1e-5, atol=1e-8, err_msg=name)
+    spread = seed_spread(both.time.values, both.train_loss.values, both.test_loss.values)
+    assert both.attrs["mc_spread"] == pytest.approx(float(spread.max()))
+    assert both.attrs["mc_spread"] > 0.5                  # a runaway, not Monte Carlo noise
+
+
+def _steps(time, drops):
+    """A loss curve 1 -> 0 that falls linearly between the times `drops` = (start, end)."""
+    return np.clip((drops[1] - time) / (drops[1] - drops[0]), 0.0, 1.0)
+
+
+def test_seed_spread_is_the_largest_relative_deviation_of_the_grokking_times():
+    """Draws whose curves fall linearly over known intervals: the train half-drop at 15 and
+    17 (spread 1 / 16), the test curve's (grokking and half drop alike) at 40 and 60 (10 / 50)."""
+    time = np.linspace(0.0, 100.0, 1001)
+    train = np.stack([_steps(time, (10, 20)), _steps(time, (12, 22))])
+    test = np.stack([_steps(time, (30, 50)), _steps(time, (50, 70))])
+    assert seed_spread(time, train, test)[()] == pytest.approx(0.2, rel=1e-9)
+    assert seed_spread(time, train, test[::-1])[()] == pytest.approx(0.2, rel=1e-9)
+    same = np.stack([test[0], test[0]])
+    assert seed_spread(time, np.stack([train[0]] * 2), same)[()] == 0.0
+    stuck = np.stack([test[0], np.ones_like(time) + time / 1e3])   # never groks: inf
+    assert seed_spread(time, train, stuck)[()] == np.inf
+    batched = seed_spread(time, np.stack([train, train]), np.stack([test, same]))
+    np.testing.assert_allclose(batched, [0.2, 1 / 16])           # batched: one per point
+    with pytest.raises(ValueError, match=r"S >= 2 draws; got shapes \(1, 5\)"):
+        seed_spread(np.arange(5.0), np.ones((1, 5)), np.ones((1, 5)))
+    with pytest.raises(ValueError, match=r"time must be \(5,\)"):
+        seed_spread(np.arange(4.0), np.ones((2, 5)), np.ones((2, 5)))
+
+
+def test_only_draws_that_disagree_beyond_the_tolerance_warn():
+    """Draws 6% apart (2.9% from their mean) in every time pass silently (the well-behaved
+    cells measured 1.8-4.6%); 20% from their mean warn, naming the seeds and n_samples."""
+    time = np.linspace(0.0, 100.0, 1001)
+
+    def stats(shift):
+        return {"train_loss": np.stack([_steps(time, (10, 20)), _steps(time, (10 * shift,
+                                                                                20 * shift))]),
+                "test_loss": np.stack([_steps(time, (30, 50)), _steps(time, (30 * shift,
+                                                                              50 * shift))])}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        close = grokking._check_spread(time, stats(1.06), [0, 1], 500)
+    assert close == pytest.approx(0.06 / 2.06, rel=1e-3) and close < grokking.MC_SPREAD_TOLERANCE
+    with pytest.warns(ConvergenceWarning, match=r"seed=\[4, 7\] disagree.*n_samples=300"):
+        far = grokking._check_spread(time, stats(1.5), [4, 7], 300)
+    assert far == pytest.approx(0.2, rel=1e-3)
+    assert np.isnan(grokking._check_spread(time, stats(1.0), [0], 500))
+
+
+@pytest.mark.parametrize("seed, message", [
+    ([], r"non-empty sequence of distinct"),
+    ([1, 1], r"non-empty sequence of distinct"),
+    ([0, -1], r"seed\[1\]=-1 is out of range"),
+    ([0, 1.5], r"seed\[1\]=1.5 has type float"),
+])
+def test_bad_seed_lists_are_refused_naming_the_argument(seed, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        grokking.solve(1.0, 0.1, 3.0, 1.0, seed=seed, **_SMALL)
+
+
+def test_each_draw_holds_its_own_mixing_matrix_in_the_memory_estimate():
+    one = grokking.estimate_cost(2000.0, D=100, n_samples=1000)
+    two = grokking.estimate_cost(2000.0, D=100, n_samples=1000, draws=2)
+    assert two.memory_bytes == pytest.approx(2 * one.memory_bytes)
+    assert two.seconds_per_iteration == pytest.approx(2 * one.seconds_per_iteration)
+    with pytest.raises(ValueError, match="draws"):
+        grokking.estimate_cost(2000.0, draws=0)
+
+
+def test_an_agreement_row_of_several_draws_compares_their_mean_and_reports_their_spread():
+    from dmft.grokking_agreement import agreement, format_rows
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)     # M = 64: the draws differ
+        (row,) = agreement(20, [8.0], 0.1, 3.0, 2, "mean", "adaptive", horizon=6, n_samples=64,
+                           n_response=8, tol=1e-5, seed=[0, 1])
+        (first,) = agreement(20, [8.0], 0.1, 3.0, 2, "mean", "adaptive", horizon=6,
+                             n_samples=64, n_response=8, tol=1e-5, seed=0)
+    assert np.isfinite(row["mc_spread"]) and np.isnan(first["mc_spread"])
+    assert row["test_l2"] != first["test_l2"]
+    assert f"MC spread {row['mc_spread']:.1%}" in format_rows(20, 0.1, 3.0, [row])
+    assert "MC spread" not in format_rows(20, 0.1, 3.0, [first])
