@@ -19,17 +19,24 @@ _SMALL = dict(D=20, t_max=240.0, n_samples=64, n_response=8, tol=1e-8, max_iter=
 
 def test_each_draw_of_a_seed_list_is_the_solve_of_that_seed_and_disagreement_warns():
     with pytest.warns(ConvergenceWarning, match=r"seed=\[0, 3\] disagree.*n_samples=64"):
-        both = grokking.solve(1.0, 0.1, 3.0, 1.0, seed=[0, 3], **_SMALL)
-    assert both.test_loss.dims == ("alpha", "eps", "target_scale", "mc_seed", "time")
+        both = grokking.solve([1.0, 2.0], 0.1, [3.0, 4.0], 1.0, seed=[0, 3], **_SMALL)
+    assert both.test_loss.dims == ("alpha", "eps", "target_scale", "P_over_D", "mc_seed", "time")
     assert list(both.mc_seed.values) == [0, 3]
-    alone = grokking.solve(1.0, 0.1, 3.0, 1.0, seed=3, **_SMALL)
-    assert "mc_seed" not in alone.dims and "mc_spread" not in alone.attrs
+    # draw-major batching: every (alpha, P_over_D) of draw 3 is draw 3's, not another point's
+    alone = grokking.solve([1.0, 2.0], 0.1, [3.0, 4.0], 1.0, seed=np.array([3]), **_SMALL)
+    assert alone.sizes["mc_seed"] == 1 and np.isnan(alone.attrs["mc_spread"])
+    alone = alone.isel(mc_seed=0)
     # the batched solve iterates until both draws settle: equal to the tolerance's scale
     for name in ("train_loss", "test_loss", "frob_M", "v_norm2"):
         np.testing.assert_allclose(both[name].sel(mc_seed=3).values, alone[name].values,
                                    rtol=1e-5, atol=1e-8, err_msg=name)
     spread = seed_spread(both.time.values, both.train_loss.values, both.test_loss.values)
     assert both.attrs["mc_spread"] == pytest.approx(float(spread.max()))
+    plain = grokking.solve(1.0, 0.1, 3.0, 1.0, seed=3, **_SMALL)
+    assert "mc_seed" not in plain.dims and "mc_spread" not in plain.attrs
+    np.testing.assert_allclose(plain.test_loss.values.ravel(),
+                               alone.test_loss.sel(P_over_D=3.0, alpha=1.0).values.ravel(),
+                               rtol=1e-5)
     assert both.attrs["mc_spread"] > 0.5                  # a runaway, not Monte Carlo noise
 
 
