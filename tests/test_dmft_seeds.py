@@ -13,30 +13,28 @@ from dmft.grokking_statistics import seed_spread
 
 # D = 20, P/D = 3, eps = 0.1 over 12 D: at M = 64 alpha = 1's draws 0 and 3 land on different
 # branches (draw 3 runs away: train loss 13 at the end against 0.06), alpha = 8's agree
-_SMALL = dict(D=20, t_max=240.0, n_samples=64, n_response=8, tol=1e-8, max_iter=400,
+_SMALL = dict(D=20, t_max=240.0, n_samples=64, n_response=8, tol=1e-6, max_iter=400,
               progress=False)
 
 
 def test_each_draw_of_a_seed_list_is_the_solve_of_that_seed_and_disagreement_warns():
     with pytest.warns(ConvergenceWarning, match=r"seed=\[0, 3\] disagree.*n_samples=64"):
-        both = grokking.solve([1.0, 2.0], 0.1, [3.0, 4.0], 1.0, seed=[0, 3], **_SMALL)
-    assert both.test_loss.dims == ("alpha", "eps", "target_scale", "P_over_D", "mc_seed", "time")
+        both = grokking.solve([1.0, 2.0], 0.1, 3.0, 1.0, seed=[0, 3], **_SMALL)
+    assert both.test_loss.dims == ("alpha", "eps", "target_scale", "mc_seed", "time")
     assert list(both.mc_seed.values) == [0, 3]
-    # draw-major batching: every (alpha, P_over_D) of draw 3 is draw 3's, not another point's
-    alone = grokking.solve([1.0, 2.0], 0.1, [3.0, 4.0], 1.0, seed=np.array([3]), **_SMALL)
-    assert alone.sizes["mc_seed"] == 1 and np.isnan(alone.attrs["mc_spread"])
-    alone = alone.isel(mc_seed=0)
+    # draw-major batching: each alpha of draw 3 is draw 3's, not another point's
+    alone = grokking.solve([1.0, 2.0], 0.1, 3.0, 1.0, seed=3, **_SMALL)
+    assert "mc_seed" not in alone.dims and "mc_spread" not in alone.attrs
     # the batched solve iterates until both draws settle: equal to the tolerance's scale
     for name in ("train_loss", "test_loss", "frob_M", "v_norm2"):
         np.testing.assert_allclose(both[name].sel(mc_seed=3).values, alone[name].values,
-                                   rtol=1e-5, atol=1e-8, err_msg=name)
+                                   rtol=1e-4, atol=1e-7, err_msg=name)
     spread = seed_spread(both.time.values, both.train_loss.values, both.test_loss.values)
     assert both.attrs["mc_spread"] == pytest.approx(float(spread.max()))
-    plain = grokking.solve(1.0, 0.1, 3.0, 1.0, seed=3, **_SMALL)
-    assert "mc_seed" not in plain.dims and "mc_spread" not in plain.attrs
-    np.testing.assert_allclose(plain.test_loss.values.ravel(),
-                               alone.test_loss.sel(P_over_D=3.0, alpha=1.0).values.ravel(),
-                               rtol=1e-5)
+    listed = grokking.solve([1.0, 2.0], 0.1, 3.0, 1.0, seed=np.array([3]), **_SMALL)
+    assert listed.sizes["mc_seed"] == 1 and np.isnan(listed.attrs["mc_spread"])
+    np.testing.assert_array_equal(listed.test_loss.isel(mc_seed=0).values,
+                                  alone.test_loss.values)
     assert both.attrs["mc_spread"] > 0.5                  # a runaway, not Monte Carlo noise
 
 
@@ -113,9 +111,36 @@ def test_an_agreement_row_of_several_draws_compares_their_mean_and_reports_their
         warnings.simplefilter("ignore", ConvergenceWarning)     # M = 64: the draws differ
         (row,) = agreement(20, [8.0], 0.1, 3.0, 2, "mean", "adaptive", horizon=6, n_samples=64,
                            n_response=8, tol=1e-5, seed=[0, 1])
-        (first,) = agreement(20, [8.0], 0.1, 3.0, 2, "mean", "adaptive", horizon=6,
-                             n_samples=64, n_response=8, tol=1e-5, seed=0)
-    assert np.isfinite(row["mc_spread"]) and np.isnan(first["mc_spread"])
-    assert row["test_l2"] != first["test_l2"]
+    assert np.isfinite(row["mc_spread"])
     assert f"MC spread {row['mc_spread']:.1%}" in format_rows(20, 0.1, 3.0, [row])
-    assert "MC spread" not in format_rows(20, 0.1, 3.0, [first])
+    assert "MC spread" not in format_rows(20, 0.1, 3.0, [{**row, "mc_spread": np.nan}])
+
+
+def test_compare_averages_several_draws_of_the_theory(tmp_path, capsys):
+    """`lazyrich compare --theory-draws 2`: the DMFT curves are the two draws' mean (attrs
+    mc_spread), unlike one draw's, and the command announces the draws and draws its figure."""
+    import lazyrich
+    from lazyrich.views.cli import main
+    from lazyrich.views.cli_compare import SINGLE_VALUED
+    from lazyrich.views.theory import dmft_curves
+
+    small = dict(D=6, N=12, P=15, n_test=20, steps=40, log_every=10)
+    ds = lazyrich.sweep("grokking", alpha=1.0, seed=0, dynamics="infinite", progress=False,
+                        **small)
+    scalars = {name: ds.attrs[name] for name in SINGLE_VALUED}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        one = dmft_curves(ds, scalars, n_samples=40, progress=False)
+        two = dmft_curves(ds, scalars, n_samples=40, progress=False, draws=2)
+    assert "mc_seed" not in two.dims and np.isfinite(two.attrs["mc_spread"])
+    assert two.test_loss.shape == one.test_loss.shape
+    assert not np.allclose(two.test_loss.values, one.test_loss.values)
+    figure = tmp_path / "two.png"
+    argv = ["compare", "grokking", "--alpha", "1", "--seed", "0", "--no-progress",
+            "--theory-samples", "40", "--theory-draws", "2", "--out", str(figure)]
+    argv += [f"--{k}={v}" for k, v in small.items()]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert main(argv) == 0
+    assert figure.stat().st_size > 10_000
+    assert "x 2 Monte Carlo draws" in capsys.readouterr().err

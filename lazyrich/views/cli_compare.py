@@ -17,6 +17,8 @@ from lazyrich.views.cli_stages import Stages
 from lazyrich.views.cli_sweep import parse_sweep, runs_in
 from lazyrich.views.theory import DMFT_SAMPLES, MAX_DMFT_POINTS, MIN_DMFT_POINTS
 
+MAX_THEORY_DRAWS = 8   # each draw holds its own M x M mixing and multiplies the theory's cost
+
 THEORIES = {"dmft": "the DMFT (N -> infinity)", "kernel": "the lazy-limit theory"}
 EXPERIMENTS_WITH_THEORY = ("grokking",)
 # The theory is solved for one configuration: these take one value each.
@@ -40,6 +42,11 @@ def compare_command(argv: Sequence[str]) -> int:
         parser.add_argument("--theory-samples", type=int, default=DMFT_SAMPLES, metavar="M",
                             help=f"Monte Carlo sample paths of the DMFT (default "
                                  f"{DMFT_SAMPLES}); its error falls like 1 / sqrt(M)")
+        parser.add_argument("--theory-draws", type=int, default=1, metavar="K",
+                            help="Monte Carlo draws of the DMFT (seeds 0..K-1, solved "
+                                 "together; default 1): the curves drawn are their mean, and "
+                                 "a warning says when their grokking times disagree by more "
+                                 "than 5%% (K times the theory's cost)")
 
     if argv and not argv[0].startswith("-") and argv[0] not in EXPERIMENTS_WITH_THEORY:
         raise UsageError(f"experiment {argv[0]!r} has no theory to compare with; theory is "
@@ -51,6 +58,9 @@ def compare_command(argv: Sequence[str]) -> int:
                          f"{args.theory_points})")
     if args.theory_samples < 2:
         raise UsageError(f"--theory-samples must be at least 2 (got {args.theory_samples})")
+    if not 1 <= args.theory_draws <= MAX_THEORY_DRAWS:
+        raise UsageError(f"--theory-draws must be between 1 and {MAX_THEORY_DRAWS} (got "
+                         f"{args.theory_draws})")
     swept = [name for name in SINGLE_VALUED if isinstance(params.get(name), list)]
     if swept:
         raise UsageError(f"the theory is solved for one configuration: give one value each for "
@@ -66,20 +76,22 @@ def compare_command(argv: Sequence[str]) -> int:
     scalars = {name: ds.attrs[name] for name in SINGLE_VALUED}
     with stages.stage(f"theory: {THEORIES[args.theory]}"):
         theory = _theory(args.theory, ds, scalars, progress=not args.no_progress,
-                         max_points=args.theory_points, n_samples=args.theory_samples)
+                         max_points=args.theory_points, n_samples=args.theory_samples,
+                         draws=args.theory_draws)
     with stages.stage(f"figure {args.out}"):
         _draw(theory, ds, scalars, THEORIES[args.theory], args.out)
     stages.wrote([args.out])
     return 0
 
 
-def _theory(name: str, ds, scalars: dict, progress: bool, max_points: int, n_samples: int):
+def _theory(name: str, ds, scalars: dict, progress: bool, max_points: int, n_samples: int,
+            draws: int = 1):
     # The command line is an application on top of both packages, so it may import dmft.
     if name == "dmft":
         from lazyrich.views.theory import dmft_curves
 
         return dmft_curves(ds, scalars, max_points=max_points, n_samples=n_samples,
-                           progress=progress)
+                           progress=progress, draws=draws)
     from dmft.kernel import grokking_lazy_curves
 
     seeds = ds["seed"].values if "seed" in ds.dims else [ds.attrs["seed"]]
