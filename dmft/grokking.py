@@ -323,7 +323,7 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
                    (f"raise dt= (stable up to {stability_limit_dt(a['D'], lams):.4g}; any dt "
                     f"with scheme='implicit'), shorten t_max=" if times is None else
                     "pass fewer `times` (adaptive_times with a larger slow_ds_per_alpha_over_eps)")
-                   + ", or solve fewer alpha/eps/target_scale/P_over_D values at once")
+                   + ", or solve fewer alpha/eps/target_scale/P_over_D values or seeds at once")
     n, time = cost.time_points, a["times"]
     uniform = bool(np.allclose(np.diff(time), dt, rtol=1e-9, atol=0))
     # forward steps in s = t / D (the last one is not used); a uniform grid keeps a scalar
