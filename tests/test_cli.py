@@ -46,12 +46,15 @@ def test_run_reports_bad_values_and_unknown_experiments(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_compare_runs_simulation_and_theory_and_draws_them(tmp_path):
+def test_compare_runs_simulation_and_theory_and_draws_them(tmp_path, capsys):
+    """Here with two Monte Carlo draws of the DMFT (one draw: the README's compare commands and
+    the next test)."""
     figure = tmp_path / "compare.png"
     assert main(["compare", "grokking", "--alpha", "1", "1000", "--seed", "0", "1", "--D", "6",
                  "--N", "12", "--P", "15", "--n_test", "20", "--steps", "40", "--log_every",
-                 "10", "--no-progress", "--out", str(figure)]) == 0
+                 "10", "--no-progress", "--theory-draws", "2", "--out", str(figure)]) == 0
     assert figure.stat().st_size > 10_000
+    assert "x 2 Monte Carlo draws" in capsys.readouterr().err
     assert main(["compare", "grokking", "--N", "8", "16", "--steps", "4", "--log_every", "2",
                  "--out", str(figure)]) == 2
     assert main(["compare", "rnn", "--out", str(figure)]) == 2
