@@ -46,32 +46,39 @@ def test_run_reports_bad_values_and_unknown_experiments(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_compare_runs_simulation_and_theory_and_draws_them(tmp_path, capsys):
-    """Here with two Monte Carlo draws of the DMFT (one draw: the README's compare commands and
-    the next test)."""
+def test_compare_runs_simulation_and_theory_and_draws_them(tmp_path, capsys, monkeypatch):
+    """Here with two Monte Carlo draws of the DMFT, whose mean is drawn (one draw and several
+    alphas: the README's compare commands and the next test)."""
+    from lazyrich.views import cli_compare
+
+    drawn = []
+    draw = cli_compare._draw
+    monkeypatch.setattr(cli_compare, "_draw", lambda theory, *args: (drawn.append(theory),
+                                                                     draw(theory, *args)))
     figure = tmp_path / "compare.png"
-    assert main(["compare", "grokking", "--alpha", "1", "1000", "--seed", "0", "1", "--D", "6",
+    assert main(["compare", "grokking", "--alpha", "1", "--seed", "0", "1", "--D", "6",
                  "--N", "12", "--P", "15", "--n_test", "20", "--steps", "40", "--log_every",
                  "10", "--no-progress", "--theory-draws", "2", "--out", str(figure)]) == 0
     assert figure.stat().st_size > 10_000
     assert "x 2 Monte Carlo draws" in capsys.readouterr().err
+    (theory,) = drawn
+    assert set(theory.test_loss.dims) == {"alpha", "time"} and theory.attrs["mc_spread"] >= 0
     assert main(["compare", "grokking", "--N", "8", "16", "--steps", "4", "--log_every", "2",
                  "--out", str(figure)]) == 2
     assert main(["compare", "rnn", "--out", str(figure)]) == 2
 
 
 def test_compare_theory_choice(tmp_path, capsys):
-    """--theory kernel draws the lazy limit (needs dynamics='network'); dmft (the default)
-    accepts the moments dynamics; an unknown theory is refused."""
+    """--theory kernel needs dynamics='network' (it draws the lazy limit: the next test and the
+    README); dmft (the default) accepts the moments dynamics; an unknown theory is refused."""
     figure = tmp_path / "kernel.png"
     small = ["--D", "6", "--N", "12", "--P", "15", "--n_test", "20", "--steps", "40",
              "--log_every", "10", "--no-progress", "--out", str(figure)]
-    assert main(["compare", "grokking", "--theory", "kernel", *small]) == 0
-    assert figure.stat().st_size > 10_000
     assert main(["compare", "grokking", "--theory", "kernel", "--dynamics", "infinite",
                  *small]) == 2
     assert "dynamics='network'" in capsys.readouterr().err
     assert main(["compare", "grokking", "--dynamics", "infinite", *small]) == 0
+    assert figure.stat().st_size > 10_000
     assert main(["compare", "grokking", "--theory", "exact", *small]) == 2
     assert "argument --theory: invalid choice: 'exact'" in capsys.readouterr().err
 

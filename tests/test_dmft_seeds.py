@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from dmft import ConvergenceWarning, grokking
 from dmft.grokking_statistics import seed_spread
@@ -100,29 +101,38 @@ def test_each_draw_holds_its_own_mixing_matrix_in_the_memory_estimate():
         grokking.estimate_cost(2000.0, draws=0)
 
 
-def test_an_agreement_row_of_several_draws_compares_their_mean_and_reports_their_spread():
+def test_an_agreement_row_of_several_draws_compares_their_mean_and_reports_their_spread(
+        monkeypatch):
+    """The benchmark's plumbing, with the solve replaced by draws of known curves (the real
+    solve's draws are tested above): the row compares the draws' mean and prints their spread."""
+    from dmft import grokking_agreement
     from dmft.grokking_agreement import agreement, format_rows
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)     # M = 64: the draws differ
-        (row,) = agreement(20, [8.0], 0.1, 3.0, 2, "mean", "adaptive", horizon=6, n_samples=64,
-                           n_response=8, tol=1e-5, seed=[0, 1])
-    assert np.isfinite(row["mc_spread"])
+    def draws(alpha, eps, lam, lr_scale, *, times, seed, **settings):
+        seeds = seed if isinstance(seed, list) else [seed]
+        lag = np.array([1.0, 1.2])[seeds][:, None]         # draw 1's curves 20% later
+        curves = {"train_loss": 3 * np.exp(-times[None] / (5 * lag)),
+                  "test_loss": 3 * np.exp(-times[None] / (50 * lag))}
+        dims = ("alpha", "eps", "target_scale", "mc_seed", "time")
+        ds = xr.Dataset({k: (dims, v[None, None, None]) for k, v in curves.items()},
+                        coords={"alpha": [alpha], "eps": [eps], "target_scale": [1.0],
+                                "mc_seed": seeds, "time": times},
+                        attrs={"iterations": 3, "converged": 1})
+        if isinstance(seed, list):
+            return ds.assign_attrs(mc_spread=0.25)
+        return ds.isel(mc_seed=0)
+
+    monkeypatch.setattr(grokking_agreement.grokking, "solve", draws)
+    (row,) = agreement(20, [8.0], 0.1, 3.0, 2, "mean", "adaptive", horizon=6, seed=[0, 1])
+    (first,) = agreement(20, [8.0], 0.1, 3.0, 2, "mean", "adaptive", horizon=6, seed=0)
+    assert row["mc_spread"] == 0.25 and np.isnan(first["mc_spread"])
+    # the rows share the simulation: their test half times relate as the mean curve's to draw
+    # 0's, on the simulation's log grid (every 10 steps of lr_scale = D / 20 = 1)
+    t = np.arange(0.0, 121.0, 10.0)
+    mean = grokking_agreement.half_drop_time(t, 1.5 * (np.exp(-t / 50) + np.exp(-t / 60)))
+    alone = grokking_agreement.half_drop_time(t, 3 * np.exp(-t / 50))
+    assert (1 + row["test_half"]) / (1 + first["test_half"]) == pytest.approx(mean / alone,
+                                                                               rel=0.02)
+    assert mean / alone > 1.05                                  # the mean is not draw 0
     assert f"MC spread {row['mc_spread']:.1%}" in format_rows(20, 0.1, 3.0, [row])
-    assert "MC spread" not in format_rows(20, 0.1, 3.0, [{**row, "mc_spread": np.nan}])
-
-
-def test_the_compare_theory_is_the_mean_of_its_draws():
-    """`dmft_curves(draws=2)` (what `lazyrich compare --theory-draws 2` draws; the command
-    itself runs in tests/test_cli.py): curves over (alpha, time) only, with the draws' spread."""
-    import lazyrich
-    from lazyrich.views.cli_compare import SINGLE_VALUED
-    from lazyrich.views.theory import dmft_curves
-
-    ds = lazyrich.sweep("grokking", alpha=1.0, seed=0, dynamics="infinite", progress=False,
-                        D=6, N=12, P=15, n_test=20, steps=40, log_every=10)
-    scalars = {name: ds.attrs[name] for name in SINGLE_VALUED}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        two = dmft_curves(ds, scalars, n_samples=40, progress=False, draws=2)
-    assert set(two.test_loss.dims) == {"alpha", "time"} and two.attrs["mc_spread"] >= 0
+    assert "MC spread" not in format_rows(20, 0.1, 3.0, [first])
