@@ -59,7 +59,7 @@ from dmft.grokking_cost import (
     stability_limit_dt,
 )
 from dmft.grokking_response import response_paths
-from dmft.grokking_statistics import VARIABLES, seed_spread, statistics
+from dmft.grokking_statistics import MC_SPREAD_TOLERANCE, VARIABLES, check_spread, statistics
 from lazyrich.core.checks import require_memory
 from lazyrich.core.devices import matmul_precision_context
 
@@ -214,30 +214,6 @@ def _draw(seed: int, n_samples: int, n_response: int, sampling: str):
             *response_paths(z, n_response, sampling))
 
 
-# a solve of several Monte Carlo seeds warns when one draw's grokking time or half-drop times
-# lie farther than this (relative) from the draws' mean: the accuracy issue 14 asks of the
-# grokking time. Measured (dmft/README.md): 1.8-4.6% at D = 100, eps = 0.02, P/D = 5, alpha = 1
-# for M = 500-2000; the richest cell (alpha 0.25, eps 0.05, P/D 3) beyond it at M = 300
-MC_SPREAD_TOLERANCE = 0.05
-
-
-def _check_spread(time, stats: dict, seeds: list, n_samples: int) -> float:
-    """The largest `seed_spread` over the parameter points (stats (..., S, n)), warning
-    ConvergenceWarning above MC_SPREAD_TOLERANCE; nan for one draw."""
-    if len(seeds) < 2:
-        return float("nan")
-    spread = float(np.max(seed_spread(time, stats["train_loss"], stats["test_loss"])))
-    if spread > MC_SPREAD_TOLERANCE:
-        warnings.warn(f"dmft.grokking.solve: the Monte Carlo draws of seed={seeds} disagree: "
-                      f"one draw's grokking or half-drop time lies {spread:.1%} from their "
-                      f"mean (> {MC_SPREAD_TOLERANCE:.0%}): the Monte Carlo error at "
-                      f"n_samples={n_samples} is larger than that; raise n_samples. Where that "
-                      f"does not shrink the spread (alpha <= 0.25 with eps >= 0.05, P/D = 3: "
-                      f"dmft/README.md) the fixed point is not self-averaging and no single "
-                      f"draw is the theory's answer", ConvergenceWarning, stacklevel=3)
-    return spread
-
-
 def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = None,
           dt: float | None = None, *, D: int = 100, target_scale=1.0, n_samples: int = 1000,
           n_response: int = 64, response_sampling: str = "first", bulk_rank: int = 16,
@@ -380,7 +356,7 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
         raise ValueError(f"the iteration diverged (largest step dt={dt!r}): the feature "
                          f"dynamics need dt (4 eps / alpha) |Delta| / (D P_over_D) << 1 in the "
                          f"rich regime (with either scheme); reduce dt")
-    spread = _check_spread(time, stats, seeds, a["n_samples"])
+    spread = check_spread(time, stats, seeds, a["n_samples"])
     batched_lam, batched_seed = np.ndim(P_over_D) > 0, isinstance(a["seed"], list)
     dims = ("alpha", "eps", "target_scale", "P_over_D", "mc_seed", "time")
     stats = {k: v[:, :, :, slice(None) if batched_lam else 0,

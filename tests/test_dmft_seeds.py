@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 
 from dmft import ConvergenceWarning, grokking
-from dmft.grokking_statistics import seed_spread
+from dmft.grokking_statistics import check_spread, seed_spread
 
 # D = 20, P/D = 3, eps = 0.1 over 8 D: at M = 64 alpha = 1's draws 0 and 3 land on different
 # branches (draw 3 starts to run away: train loss 1.18 at the end against 0.08)
@@ -73,12 +73,12 @@ def test_only_draws_that_disagree_beyond_the_tolerance_warn():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        close = grokking._check_spread(time, stats(1.06), [0, 1], 500)
+        close = check_spread(time, stats(1.06), [0, 1], 500)
     assert close == pytest.approx(0.06 / 2.06, rel=1e-3) and close < grokking.MC_SPREAD_TOLERANCE
     with pytest.warns(ConvergenceWarning, match=r"seed=\[4, 7\] disagree.*n_samples=300"):
-        far = grokking._check_spread(time, stats(1.5), [4, 7], 300)
+        far = check_spread(time, stats(1.5), [4, 7], 300)
     assert far == pytest.approx(0.2, rel=1e-3)
-    assert np.isnan(grokking._check_spread(time, stats(1.0), [0], 500))
+    assert np.isnan(check_spread(time, stats(1.0), [0], 500))
 
 
 @pytest.mark.parametrize("seed, message", [
