@@ -92,6 +92,8 @@ CASES = {
                                "--theory-draws must be between 1 and 8 (got 0)"),
     "compare too many theory draws": (["compare", "grokking", "--theory-draws", "9", *PNG],
                                       "--theory-draws must be between 1 and 8 (got 9)"),
+    "compare kernel draws": (["compare", "grokking", "--theory", "kernel", "--theory-draws",
+                              "2", *PNG], "--theory-draws 2 needs --theory dmft"),
     "compare bad suffix": (["compare", "grokking", "--out", "x.nc"], "--out 'x.nc'"),
     "compare missing folder": (["compare", "grokking", "--out", "nodir/x.png"],
                                "--out 'nodir/x.png'"),

@@ -61,6 +61,9 @@ def compare_command(argv: Sequence[str]) -> int:
     if not 1 <= args.theory_draws <= MAX_THEORY_DRAWS:
         raise UsageError(f"--theory-draws must be between 1 and {MAX_THEORY_DRAWS} (got "
                          f"{args.theory_draws})")
+    if args.theory_draws > 1 and args.theory != "dmft":
+        raise UsageError(f"--theory-draws {args.theory_draws} needs --theory dmft: the "
+                         f"{args.theory} theory has no Monte Carlo draws")
     swept = [name for name in SINGLE_VALUED if isinstance(params.get(name), list)]
     if swept:
         raise UsageError(f"the theory is solved for one configuration: give one value each for "
