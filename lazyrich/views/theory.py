@@ -212,6 +212,8 @@ def dmft_curves(ds, scalars: dict, max_points: int = MAX_DMFT_POINTS,
                         .reindex(time=time) for part in parts], dim="alpha")
     merged = merged.sortby("alpha")
     merged.attrs = dict(parts[0].attrs, grids=len(parts))
+    if "mc_spread" in merged.attrs:            # the draws' worst disagreement over all grids
+        merged.attrs["mc_spread"] = max(part.attrs["mc_spread"] for part in parts)
     return merged.assign_coords(step=("time", time / scalars["lr_scale"]))
 
 
