@@ -21,8 +21,8 @@ demo: install
 # Tests run in parallel workers (pytest-xdist) sharing a JAX compilation cache (tests/conftest.py):
 # 2 cores finish the suite in ~9.5-10.5 minutes (measured 2026-12-01: 560 s with the cache, 619 s
 # without it, LAZYRICH_TEST_JAX_CACHE=0; a later session's machine took 617-639 s for nearly the
-# same suite, 620 s and 590 s for fresh clones at commits 7f61a58 and e372f92: at the 10-minute
-# line). `make test PYTEST_WORKERS=0` runs them in one process.
+# same suite; fresh clones: 620 s at 7f61a58, 590 s at e372f92, 646 s at f1546ff, so the suite
+# sits at the 10-minute line and varies by ~10% between runs). `make test PYTEST_WORKERS=0` runs them in one process.
 PYTEST_WORKERS ?= auto
 test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --maxprocesses=4
