@@ -1,5 +1,7 @@
 """The grokking DMFT (dmft/grokking.py) against closed forms, the lazy theory and simulation."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -23,16 +25,17 @@ def _teacher_scales(seeds, D, P):
                                     np.float64) ** 2) / D) for s in seeds]
 
 
-def _random_path_setup(n=30, seed=0):
+def _random_path_setup(compiled, n=30, seed=0):
     p = {"alpha": 0.5, "eps": 0.2, "lam": 3.0, "ds": 0.1, "dim": 20, "scale": 1.2}
     rng = np.random.default_rng(seed)
     lower = jnp.tril(jnp.ones((n, n)))
     response = 0.05 * jnp.asarray(rng.normal(size=(n, n, 2, 2))) * lower[:, :, None, None]
-    kernel = paths_.weight_kernel(response, 0.2, 3.0)
-    bulk, initial = paths_.bulk_kernel(0.05 * jnp.asarray(rng.normal(size=(n, n))) * lower,
-                                       0.2, 3.0)
+    kernel = compiled(paths_.weight_kernel, c=0.2, lam=3.0)(response)
+    bulk, initial = compiled(paths_.bulk_kernel, c=0.2, lam=3.0)(
+        0.05 * jnp.asarray(rng.normal(size=(n, n))) * lower)
     noise = jnp.asarray(rng.normal(size=(n, n))) / np.sqrt(n)
-    factor, _ = paths_.low_rank_factor(jnp.outer(initial, initial) + 0.5 * noise @ noise.T, n)
+    factor, _ = compiled(paths_.low_rank_factor, rank=n)(
+        jnp.outer(initial, initial) + 0.5 * noise @ noise.T)
     inputs = {"chi": 0.7 * jnp.asarray(rng.normal(size=(20, n, 2))),
               "z": jnp.asarray(rng.normal(size=20)), "kernel": kernel, "bulk": bulk,
               "factor": factor, "a2": jnp.linspace(0.0, 3.0, n)}
@@ -40,48 +43,49 @@ def _random_path_setup(n=30, seed=0):
 
 
 @pytest.mark.parametrize("leaf", [None, 8])
-def test_path_response_equals_forward_mode_derivative(x64, monkeypatch, leaf):
+def test_path_response_equals_forward_mode_derivative(x64, monkeypatch, compiled, leaf):
     """The closed-form response of one path (G5-G8 linearised, the bulk variance's memory of
     earlier residuals included) equals jax.jacfwd of the path; also with the triangular
     divisions split down to blocks of 8 (`divide_lower`, which splits only past 128 points)."""
     if leaf is not None:
         monkeypatch.setattr(response_, "DIVIDE_LEAF", leaf)
-    inputs, p = _random_path_setup()
-    phi, delta, nu, a, m, rows = paths_.paths(**inputs, p=p)
-    closed, bulk_response = response_.path_response(a[3], m[3], delta[3], rows[3], inputs["z"][3],
-                                                 nu, inputs["kernel"], inputs["bulk"], p)
+    inputs, p = _random_path_setup(compiled)
+    march = compiled(paths_.paths, p=p)
+    phi, delta, nu, a, m, rows = march(**inputs)
+    closed, bulk_response = compiled(response_.path_response, p=p)(
+        a[3], m[3], delta[3], rows[3], inputs["z"][3], nu, inputs["kernel"], inputs["bulk"])
 
     def path(perturbation):
         one = {**inputs, "chi": inputs["chi"][3][None], "z": inputs["z"][3][None]}
         return paths_.paths(**one, p=p, nu_fixed=nu, perturbation=perturbation[None])[0][0]
 
     n = a.shape[1]
-    np.testing.assert_allclose(path(jnp.zeros((n, 2))), phi[3], atol=1e-13)
-    brute = jnp.transpose(jax.jacfwd(path)(jnp.zeros((n, 2))), (0, 2, 1, 3))
+    np.testing.assert_allclose(jax.jit(path)(jnp.zeros((n, 2))), phi[3], atol=1e-13)
+    brute = jnp.transpose(jax.jit(jax.jacfwd(path))(jnp.zeros((n, 2))), (0, 2, 1, 3))
     assert np.all(np.isfinite(brute)) and np.abs(m[3]).max() > 1e-2
     np.testing.assert_allclose(closed, brute, atol=1e-12)
-    local = response_.local_jacobian(a, m, inputs["z"], nu, p)[3]
+    local = compiled(response_.local_jacobian, p=p)(a, m, inputs["z"], nu)[3]
     np.testing.assert_allclose(closed[np.arange(n), np.arange(n)], local, atol=1e-12)
     # the bulk field on the path is L chi_g: its factor is L F
     propagator = bulk_response / (p["eps"] / p["alpha"] * delta[3][:, None])
     np.testing.assert_allclose(propagator @ inputs["factor"], rows[3], atol=1e-12)
     # the solver's fast path: triangular solves with the residuals give the marched factors,
     # and marching with those factors reproduces the paths
-    solved = paths_.bulk_rows(inputs["factor"], inputs["bulk"], delta, p, block=7)
+    solved = compiled(paths_.bulk_rows, p=p, block=7)(inputs["factor"], inputs["bulk"], delta)
     np.testing.assert_allclose(solved, rows, atol=1e-12)
-    again = paths_.paths(**inputs, p=p, rows=solved)
+    again = march(**inputs, rows=solved)
     np.testing.assert_allclose(again[1], delta, atol=1e-12)
 
 
 @pytest.mark.parametrize("implicit", [False, True])
-def test_blocked_march_and_bulk_solves_do_not_depend_on_the_block(x64, implicit):
+def test_blocked_march_and_bulk_solves_do_not_depend_on_the_block(x64, compiled, implicit):
     """The march and the bulk solves split time into blocks (the earlier blocks' share of the
     memory sums is one matrix product): blocks of 1 (a plain step-by-step march), 7 (30 points:
     the last block padded) and 30 give the same paths to 1e-12, with the bulk marched causally
     or given, and the bulk factors equal per-path dense solves."""
-    inputs, p = _random_path_setup()
+    inputs, p = _random_path_setup(compiled)
     p = {**p, "implicit": implicit}
-    marched = [paths_.paths(**inputs, p=p, block=b) for b in (1, 7, 30)]
+    marched = [compiled(paths_.paths, p=p, block=b)(**inputs) for b in (1, 7, 30)]
     for other in marched[1:]:
         for reference, value in zip(marched[0], other, strict=True):
             np.testing.assert_allclose(value, reference, atol=1e-12)
@@ -92,9 +96,10 @@ def test_blocked_march_and_bulk_solves_do_not_depend_on_the_block(x64, implicit)
                                       np.asarray(inputs["factor"])) for d in np.asarray(delta)])
     np.testing.assert_allclose(rows, dense, atol=1e-12)
     for b in (1, 7, 30, 64):
-        solved = paths_.bulk_rows(inputs["factor"], inputs["bulk"], delta, p, block=b)
+        solved = compiled(paths_.bulk_rows, p=p, block=b)(inputs["factor"], inputs["bulk"],
+                                                           delta)
         np.testing.assert_allclose(solved, dense, atol=1e-12)
-        given = paths_.paths(**inputs, p=p, rows=solved, block=b)
+        given = compiled(paths_.paths, p=p, block=b)(**inputs, rows=solved)
         for reference, value in zip(marched[0][:5], given[:5], strict=True):
             np.testing.assert_allclose(value, reference, atol=1e-12)
 
@@ -290,6 +295,25 @@ def test_halving_dt_converges_at_first_order():
         assert changes[0] < 0.025 and changes[1] < 0.6 * changes[0]
 
 
+@functools.partial(jax.jit, static_argnames=("lam", "ds"))
+def _frozen_bulk_iteration(response, noise, delta, rate, noise_factor, lam, ds):
+    """One fixed-point step of the bulk (G6b, G9b, G10b) for frozen residuals delta (M, n):
+    compiled once for every rate and noise factor."""
+    M, n = delta.shape
+    c, eye = 2 * ds / lam, jnp.eye(n)
+    p = {"ds": ds, "lam": lam, "eps": rate, "alpha": 1.0}
+    bulk, initial = paths_.bulk_kernel(response, c, lam)
+    covariance = jnp.outer(initial, initial) + noise_factor * c**2 * lam * bulk @ noise @ bulk.T
+    factor, _ = paths_.low_rank_factor(covariance, n)
+    rows = paths_.bulk_rows(factor, bulk, delta, p)
+    propagators = jax.vmap(lambda d: jax.scipy.linalg.solve_triangular(
+        eye + c * rate * bulk * d[None, :], eye, lower=True))(delta)
+    response = rate * jnp.mean(delta[:, :, None] * propagators, axis=0)
+    weighted = delta[:, :, None] * rows
+    noise = rate**2 * jnp.einsum("mkr,mjr->kj", weighted, weighted) / M
+    return response, noise, covariance
+
+
 def _frozen_bulk_variance(rate, lam=3.0, ds=0.1, n=24, noise_factor=1.0):
     """(exact, DMFT) tr(U U^T)/D over the bulk for frozen residuals Delta = 0.5 - 1.5 z^2:
     exact U_k = (I - ds 2 rate D G)^k at D = 600, DMFT from G6b, G9b, G10b."""
@@ -305,27 +329,12 @@ def _frozen_bulk_variance(rate, lam=3.0, ds=0.1, n=24, noise_factor=1.0):
     for _ in range(n):
         exact.append(np.sum(U[:, 1:] ** 2) / (D - 1))
         U = step @ U
-    M, c = 3000, 2 * ds / lam
+    M = 3000
     delta = jnp.broadcast_to(residual(jnp.asarray(rng.normal(size=M)))[:, None], (M, n))
-    eye = jnp.eye(n)
-
-    @jax.jit
-    def iteration(response, noise, rate, noise_factor):
-        p = {"ds": ds, "lam": lam, "eps": rate, "alpha": 1.0}
-        bulk, initial = paths_.bulk_kernel(response, c, lam)
-        covariance = jnp.outer(initial, initial) + noise_factor * c**2 * lam * bulk @ noise @ bulk.T
-        factor, _ = paths_.low_rank_factor(covariance, n)
-        rows = paths_.bulk_rows(factor, bulk, delta, p)
-        propagators = jax.vmap(lambda d: jax.scipy.linalg.solve_triangular(
-            eye + c * rate * bulk * d[None, :], eye, lower=True))(delta)
-        response = rate * jnp.mean(delta[:, :, None] * propagators, axis=0)
-        weighted = delta[:, :, None] * rows
-        noise = rate**2 * jnp.einsum("mkr,mjr->kj", weighted, weighted) / M
-        return response, noise, covariance
-
     response, noise = jnp.zeros((n, n)), jnp.zeros((n, n))
     for _ in range(25):
-        response, noise, covariance = iteration(response, noise, rate, noise_factor)
+        response, noise, covariance = _frozen_bulk_iteration(
+            response, noise, delta, rate, noise_factor, lam=lam, ds=ds)
     return np.asarray(exact), np.diag(np.asarray(covariance))
 
 
