@@ -58,7 +58,8 @@ def test_compare_runs_simulation_and_theory_and_draws_them(tmp_path, capsys, mon
     figure = tmp_path / "compare.png"
     assert main(["compare", "grokking", "--alpha", "1", "--seed", "0", "1", "--D", "6",
                  "--N", "12", "--P", "15", "--n_test", "20", "--steps", "40", "--log_every",
-                 "10", "--no-progress", "--theory-draws", "2", "--out", str(figure)]) == 0
+                 "10", "--no-progress", "--theory-draws", "2", "--theory-samples", "100", "--out",
+                 str(figure)]) == 0
     assert figure.stat().st_size > 10_000
     assert "x 2 Monte Carlo draws" in capsys.readouterr().err
     (theory,) = drawn
@@ -77,7 +78,8 @@ def test_compare_theory_choice(tmp_path, capsys):
     assert main(["compare", "grokking", "--theory", "kernel", "--dynamics", "infinite",
                  *small]) == 2
     assert "dynamics='network'" in capsys.readouterr().err
-    assert main(["compare", "grokking", "--dynamics", "infinite", *small]) == 0
+    assert main(["compare", "grokking", "--dynamics", "infinite", "--theory-samples", "50",
+                 *small]) == 0
     assert figure.stat().st_size > 10_000
     assert main(["compare", "grokking", "--theory", "exact", *small]) == 2
     assert "argument --theory: invalid choice: 'exact'" in capsys.readouterr().err

@@ -40,13 +40,16 @@ SMALL = {
     r"--log_every \d+": "--log_every 10",
     r"\bt_max=[\d.]+": "t_max=2.0",                      # committee ODEs
     r"task_seed=range\(\d+\)": "task_seed=range(3)",     # linear_rank tasks
-    r"--rank 1 30 100 300 (.*)--N 300": r"--rank 1 4 \1--N 8",   # rnn_rank (rank <= N)
+    # rnn_rank: two of the three tasks (one compilation each), rank <= N
+    r"--task 2AF DMS CXT --rank 1 30 100 300 (.*)--N 300": r"--task 2AF DMS --rank 1 4 \1--N 8",
     # compare at the paper's settings: a rich and a lazy alpha (two DMFT grids), small size
     r"--alpha 0.125 0.25 0.5 1 2 4 8 --seed 0 --D 100 --N 500 --P (\d\d)0":
         r"--alpha 0.125 8 --seed 0 --D 10 --N 20 --P \1 --n_test 20",
     # compare: the DMFT and the NTKs at a small size and 40 steps (its own steps are the default)
     r"--D 100 --N 500 --P 550": "--D 10 --N 20 --P 30 --n_test 20 --steps 40 --log_every 10",
     r"--seed 0 1 2 --D 64": "--seed 0 --D 12",              # lazyrich phase grokking
+    # the DMFT compares: 100 Monte Carlo paths instead of 400 (the figure, not its accuracy)
+    r"--out (compare|paper_P\d+)\.png": r"--theory-samples 100 --out \1.png",
 }
 # `make` is the suite itself or the demo; the accelerator install is checked against the package
 # index by tests/test_accelerator_extras.py instead of being run
