@@ -19,10 +19,14 @@ Sections (each prints its own table; `--only` picks some):
   (`dmft.grokking_outliers`, 8 seeds) at D = 100, 200, 400 for the richest cell (alpha = 0.25,
   eps = 0.05, P/D = 3, t <= 50 D) and alpha = 1, eps = 0.02, P/D = 5 (~15 min, most of it
   D = 400);
+- `linear`: in the same runs (shared with `outliers` when both are asked for), the linear
+  part's component along beta_hat that the DMFT's h field leaves out, c^2 = (v . beta_hat)^2 / D,
+  against |v|^2 / D (its share times D: 1 for a v spread evenly over the D directions) and the
+  test loss;
 - `gap`: in that richest cell at D = 100, the DMFT's test loss (M = 2000, M_R = 64, the 32
   seeds' mean teacher scale) against the simulation's, with and without F added (~8 min).
 
-    python benchmarks/dmft_diagnosis.py [--only drops knobs flow statistics plateau outliers gap]
+    python benchmarks/dmft_diagnosis.py [--only SECTION ...]   (the sections above, by name)
 
 About 15 minutes on 2 CPU cores (most of it M_R = 512 and the per-seed solve).
 """
@@ -30,6 +34,7 @@ About 15 minutes on 2 CPU cores (most of it M_R = 512 and the per-seed solve).
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import numpy as np
@@ -223,16 +228,26 @@ def drops() -> None:
         grokking._compiled_iteration.cache_clear()
 
 
-def outliers(dims=(100, 200, 400)) -> None:
-    """F, F_iso, tau and the bulk's top eigenvalues / D at a few times s = t / D, per D."""
+# the cells `outliers` and `linear` measure: (alpha, eps, P/D, horizon in units of D)
+MEASURED_CELLS = ((0.25, 0.05, 3.0, 50.0), (1.0, 0.02, 5.0, 80.0))
+
+
+@functools.cache
+def _measured(dim: int, alpha: float, eps: float, ratio: float, horizon: float):
+    """`dmft.grokking_outliers.measure` of one cell at one D (8 seeds), once per process."""
     from dmft.grokking_outliers import measure
 
+    return measure(dim, alpha, eps, ratio, horizon)
+
+
+def outliers(dims=(100, 200, 400)) -> None:
+    """F, F_iso, tau and the bulk's top eigenvalues / D at a few times s = t / D, per D."""
     print("== outliers: the bulk's test-point fluctuation F = 2 (alpha eps / 2)^2 tr(B^2) / D^2 "
           "(dropped by the DMFT) and its isotropic share, 8 seeds", flush=True)
-    for alpha, eps, ratio, horizon in ((0.25, 0.05, 3.0, 50.0), (1.0, 0.02, 5.0, 80.0)):
+    for alpha, eps, ratio, horizon in MEASURED_CELLS:
         for dim in dims:
             start = time.perf_counter()
-            out = measure(dim, alpha, eps, ratio, horizon).mean("seed")
+            out = _measured(dim, alpha, eps, ratio, horizon).mean("seed")
             for s in (10, 20, 40, horizon):
                 at = out.sel(time=s * dim, method="nearest")
                 top = " ".join(f"{v:.1f}" for v in at.top.values[::-1])
@@ -240,6 +255,28 @@ def outliers(dims=(100, 200, 400)) -> None:
                       f"test loss {float(at.test_loss_population):.3f}  F "
                       f"{float(at.fluctuation):.4f}  F_iso {float(at.isotropic):.5f}  tau "
                       f"{float(at.tau):.3f}  top eigenvalues / D {top}", flush=True)
+            print(f"  ({time.perf_counter() - start:.0f} s)", flush=True)
+
+
+def linear(dims=(100, 200, 400)) -> None:
+    """c^2 = (v . beta_hat)^2 / D, |v|^2 / D, the share (v . beta_hat)^2 / |v|^2 times D and
+    c^2 over the test loss at a few times s = t / D, per D (seed means)."""
+    print("== linear: the linear part's beta_hat component c^2 = (v . beta_hat)^2 / D (the DMFT's "
+          "h is independent of z), 8 seeds", flush=True)
+    for alpha, eps, ratio, horizon in MEASURED_CELLS:
+        for dim in dims:
+            start = time.perf_counter()
+            runs = _measured(dim, alpha, eps, ratio, horizon)
+            share = (runs.linear_beta2 / runs.linear_norm2).mean("seed") * dim
+            out = runs.mean("seed")
+            for s in (10, 20, 40, horizon):
+                i = int(np.argmin(np.abs(out.time.values - s * dim)))
+                at = out.isel(time=i)
+                print(f"alpha={alpha:<4g} eps={eps:<4g} P/D={ratio:<3g} D={dim:<4} s={s:>3g}: "
+                      f"test loss {float(at.test_loss_population):.3f}  |v|^2/D "
+                      f"{float(at.linear_norm2):.4f}  c^2 {float(at.linear_beta2):.2e}  share x D "
+                      f"{float(share[i]):.2f}  c^2 / test loss "
+                      f"{float(at.linear_beta2 / at.test_loss_population):.1e}", flush=True)
             print(f"  ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
@@ -282,7 +319,7 @@ def gap(dim: int = 100, alpha: float = 0.25, eps: float = 0.05, ratio: float = 3
 
 
 SECTIONS = {"drops": drops, "knobs": knobs, "flow": flow, "statistics": statistics,
-            "plateau": plateau, "outliers": outliers, "gap": gap}
+            "plateau": plateau, "outliers": outliers, "linear": linear, "gap": gap}
 
 
 def main() -> None:

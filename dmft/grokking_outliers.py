@@ -13,6 +13,15 @@ tr(B)^2 / D. This module measures F, its isotropic share F_iso = 2 (alpha eps / 
 (`dynamics="infinite"`): where a few outlier modes carry the bulk (eigenvalues growing like D),
 F - F_iso does not fall with D and the dropped term is O(1). `benchmarks/dmft_diagnosis.py
 --only outliers` prints it over D.
+
+The same states measure a second dropped term, the linear part's component along beta_hat.
+The DMFT's linear field h = v . x / sqrt(D) (v = alpha dm) is a Gaussian process independent of
+z = beta_hat . x on every path and on a test point (G6, G11); the exact h has the component
+c z with c = v . beta_hat / sqrt(D). That is O(1 / sqrt D) (and dropped) if v's beta_hat
+component is O(1), as for a vector spread over D directions (its share (v . beta_hat)^2 / |v|^2
+is then ~1 / D), but O(1) if v aligns with beta_hat. The target b z^2 is even in z, so c enters
+the test loss through c^2 (E[z^3] = 0): `linear_beta2` = c^2 against `linear_norm2` = |v|^2 / D
+and the test loss says which. `--only linear` prints it over D.
 """
 
 from __future__ import annotations
@@ -54,8 +63,9 @@ def bulk_fluctuation(deviation: dict, beta: jax.Array, alpha: float, eps: float)
 
     Returns:
         {"fluctuation": F, "isotropic": F_iso, "tau": (alpha eps / 2) tr(B) / D,
-         "top": (TOP_MODES,) largest eigenvalues of B over D, largest last}; scalars in the
-        test loss's units (squared output).
+         "top": (TOP_MODES,) largest eigenvalues of B over D, largest last,
+         "linear_beta2": (v . beta_hat)^2 / D, "linear_norm2": |v|^2 / D with v = alpha dm};
+        scalars in the test loss's units (squared output).
     """
     dim = beta.shape[0]
     change = deviation["dS"] - jnp.outer(deviation["dm"], deviation["dm"])
@@ -68,7 +78,9 @@ def bulk_fluctuation(deviation: dict, beta: jax.Array, alpha: float, eps: float)
     return {"fluctuation": weight * jnp.sum(bulk * bulk),
             "isotropic": weight * jnp.trace(bulk) ** 2 / rank,
             "tau": alpha * eps / 2 * jnp.trace(bulk) / dim,
-            "top": jnp.linalg.eigvalsh(bulk)[-TOP_MODES:] / dim}
+            "top": jnp.linalg.eigvalsh(bulk)[-TOP_MODES:] / dim,
+            "linear_beta2": (alpha * deviation["dm"] @ spike) ** 2 / dim,
+            "linear_norm2": alpha**2 * deviation["dm"] @ deviation["dm"] / dim}
 
 
 def measure(D: int, alpha: float, eps: float, P_over_D: float, horizon: float = 80.0,
@@ -84,8 +96,9 @@ def measure(D: int, alpha: float, eps: float, P_over_D: float, horizon: float = 
         Seeds run one after another (one D x D state in memory at a time).
 
     Returns:
-        Dataset over (seed, time) with fluctuation, isotropic, tau, test_loss_population,
-        train_loss, and top over (seed, time, mode); time in simulation units.
+        Dataset over (seed, time) with fluctuation, isotropic, tau, linear_beta2,
+        linear_norm2, test_loss_population, train_loss, and top over (seed, time, mode); time
+        in simulation units.
 
     Raises:
         ValueError naming the argument for a non-positive or non-finite alpha, P_over_D,

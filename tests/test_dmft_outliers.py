@@ -38,6 +38,27 @@ def test_bulk_fluctuation_is_the_variance_over_test_points_of_the_bulk_share():
     assert float(moved["fluctuation"]) == pytest.approx(float(out["fluctuation"]), rel=1e-4)
 
 
+def test_the_linear_parts_beta_component_is_its_covariance_with_z_on_test_points():
+    """linear_beta2 = E_x[h z]^2 and linear_norm2 = E_x[h^2] for the linear field
+    h = alpha dm . x / sqrt(D) and z = beta_hat . x: against 200,000 Gaussian test points (2%
+    and 1%); dm orthogonal to beta has none, whatever its length."""
+    rng = np.random.default_rng(1)
+    dim, alpha = 10, 0.7
+    beta = rng.normal(size=dim)
+    spike = beta / np.linalg.norm(beta)
+    dm = rng.normal(size=dim) + 2.0 * spike
+    zeros = jnp.zeros((dim, dim))
+    out = bulk_fluctuation({"dm": jnp.asarray(dm), "dS": zeros}, jnp.asarray(beta), alpha, 0.1)
+    x = rng.normal(size=(200_000, dim))
+    h, z = alpha * x @ dm / np.sqrt(dim), x @ spike
+    assert float(out["linear_beta2"]) == pytest.approx(np.mean(h * z) ** 2, rel=0.02)
+    assert float(out["linear_norm2"]) == pytest.approx(np.mean(h**2), rel=0.01)
+    across = dm - (dm @ spike) * spike
+    out = bulk_fluctuation({"dm": jnp.asarray(3 * across), "dS": zeros}, jnp.asarray(beta),
+                           alpha, 0.1)
+    assert abs(float(out["linear_beta2"])) < 1e-9 < float(out["linear_norm2"])
+
+
 def test_measure_follows_the_sweeps_runs_and_bounds_the_isotropic_share():
     """At a small size the measured runs are the sweep's (same seeds: the same population test
     loss to 1e-6) and F >= F_iso at every time (tr(B^2) >= tr(B)^2 / rank)."""
@@ -54,6 +75,9 @@ def test_measure_follows_the_sweeps_runs_and_bounds_the_isotropic_share():
     np.testing.assert_allclose(out.test_loss_population.values, reference.values, rtol=1e-6)
     assert np.all(out.fluctuation.values >= out.isotropic.values * (1 - 1e-9))
     assert np.all(out.fluctuation.values > 0)
+    np.testing.assert_allclose(out.linear_norm2.values, sim.v_norm2.swap_dims(step="time").sel(
+        time=out.time.values).transpose("seed", "time").values, rtol=1e-5)
+    assert np.all(out.linear_beta2.values <= out.linear_norm2.values)
 
 
 def test_measure_refuses_bad_input_naming_the_argument_before_any_work():
