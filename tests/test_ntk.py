@@ -38,8 +38,8 @@ def test_ntk_equals_a_per_output_gradient_loop_on_a_tiny_rnn(x64):
     weights, inputs = _tiny_rnn()
     expected, jacobian = _per_output_loop_kernel(weights, inputs, 0.7)
     for chunk_size in (None, 1, 5, 18):
-        kernel = metrics.empirical_ntk(lambda w: rnn_rank.run(w, inputs, 0.7)[1], weights,
-                                       wrt=("W_h",), chunk_size=chunk_size)
+        kernel = jax.jit(lambda w, c=chunk_size: metrics.empirical_ntk(
+            lambda v: rnn_rank.run(v, inputs, 0.7)[1], w, wrt=("W_h",), chunk_size=c))(weights)
         assert kernel.shape == (18, 18)
         np.testing.assert_allclose(kernel, expected, rtol=1e-10, atol=1e-12)
         assert float(jnp.trace(kernel)) == pytest.approx(float(np.sum(jacobian**2)), rel=1e-12)

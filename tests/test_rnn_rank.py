@@ -73,11 +73,12 @@ def test_step_is_sgd_with_momentum_on_a_fresh_batch(x64):
     finite differences of the loss on the same batch."""
     experiment = lazyrich.get_experiment("rnn_rank")
     p = experiment.defaults(N=6, rank=3, batch_size=4, eval_batches=1, lr=0.05, momentum=0.9)
-    state = experiment.init(jax.random.key(0), p)
+    # compiled whole: op by op, the initialisation and the trials compile ~120 small programs
+    state = jax.jit(lambda key: experiment.init(key, p))(jax.random.key(0))
     state = {**state, "velocity": jax.tree_util.tree_map(jnp.ones_like, state["velocity"])}
     new = jax.jit(lambda s: experiment.step(s, p))(state)
     _, batch_key = jax.random.split(state["key"])
-    inputs, labels = cognitive.trials(batch_key, "2AF", 4)
+    inputs, labels = jax.jit(lambda key: cognitive.trials(key, "2AF", 4))(batch_key)
     loss = jax.jit(rnn_rank._loss)
     gradient = jax.jit(jax.grad(rnn_rank._loss))(state["weights"], inputs, labels, 1.0)
     for name in ("W_in", "W_h", "W_out"):
