@@ -21,7 +21,8 @@ c z with c = v . beta_hat / sqrt(D). That is O(1 / sqrt D) (and dropped) if v's 
 component is O(1), as for a vector spread over D directions (its share (v . beta_hat)^2 / |v|^2
 is then ~1 / D), but O(1) if v aligns with beta_hat. The target b z^2 is even in z (E[z^3] = 0),
 so c enters the test loss mainly as c^2 (the term linear in c carries eps^2 nu Cov(h, omega)):
-`linear_beta2` = c^2 against `linear_norm2` = |v|^2 / D and the test loss say which. `--only linear` prints it over D.
+`linear_beta2` = c^2 against `linear_norm2` = |v|^2 / D and the test loss say which;
+`--only linear` prints it over D.
 """
 
 from __future__ import annotations
