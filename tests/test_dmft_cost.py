@@ -32,8 +32,10 @@ def _xla_bytes(batch, samples, n, response, rank=48):
             + memory.output_size_in_bytes)
 
 
-@pytest.mark.parametrize("batch, samples, n, response, n_response_grows",
-                         [(1, 200, 60, 4, True), (2, 100, 150, 16, False)])
+@pytest.mark.parametrize("batch, samples, n, response, n_response_grows", [
+    (1, 200, 60, 4, True),
+    # a second shape (batched, longer grid) only in the slow run: each compile costs ~5-10 s
+    pytest.param(2, 100, 150, 16, False, marks=pytest.mark.slow)])
 def test_memory_estimate_bounds_xla_accounting(x64, batch, samples, n, response,
                                                n_response_grows):
     """estimate_cost's bytes are at least XLA's count for one compiled iteration (arguments,
