@@ -19,10 +19,11 @@ demo: install
 	$(BIN)/lazyrich demo --out-dir demo
 
 # Tests run in parallel workers (pytest-xdist) sharing a JAX compilation cache (tests/conftest.py):
-# 2 cores finish the suite in ~9.5-10.5 minutes (measured 2026-12-01: 560 s with the cache, 619 s
-# without it, LAZYRICH_TEST_JAX_CACHE=0; a later session's machine took 617-639 s for nearly the
-# same suite; fresh clones: 620 s at 7f61a58, 590 s at e372f92, 646 s at f1546ff, so the suite
-# sits at the 10-minute line and varies by ~10% between runs). `make test PYTEST_WORKERS=0` runs them in one process.
+# 2 cores finish the suite in ~10 minutes, 62% of it XLA compiling (measured 2026-12-01 with
+# jax.monitoring's compile events: 861 of 1387 worker-seconds). Fresh clones on one machine the
+# same day: 687 s before the trims of that session, 629 s, then 608 s (the same suite varies by
+# ~10% between runs and machines: 560-646 s earlier). `make test PYTEST_WORKERS=0` runs them in
+# one process.
 PYTEST_WORKERS ?= auto
 test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --maxprocesses=4
