@@ -20,10 +20,10 @@ demo: install
 
 # Tests run in parallel workers (pytest-xdist) sharing a JAX compilation cache (tests/conftest.py):
 # 2 cores finish the suite in ~10 minutes, 62% of it XLA compiling (measured 2026-12-01 with
-# jax.monitoring's compile events: 861 of 1387 worker-seconds). Fresh clones on one machine the
-# same day: 687 s before the trims of that session, 629 s, then 608 s (the same suite varies by
-# ~10% between runs and machines: 560-646 s earlier). `make test PYTEST_WORKERS=0` runs them in
-# one process.
+# jax.monitoring's compile events: 861 of 1387 worker-seconds). That session's trims took the
+# uncached suite from 690 s to 634 s, and fresh clones on that machine took 687, 629, then 608 s
+# as they landed (runs vary by ~10%: 560-646 s earlier). `make test PYTEST_WORKERS=0` runs them
+# in one process.
 PYTEST_WORKERS ?= auto
 test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --maxprocesses=4
