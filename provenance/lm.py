@@ -13,6 +13,10 @@ The engine-style split: `init_params` returns the weights as a plain nested dict
 optax, `jax.jit` and `lax.scan`); `apply` rebuilds the nnx module from a cached graph inside the
 traced function. Training (`Trainer`) is a jitted `lax.scan` over steps; sampling uses a
 key/value cache so each new byte costs one position's forward pass.
+
+Every compiled entry point (training, likelihoods, sampling) is traced with full float32 matrix
+products, as lazyrich's sweeps and the DMFT are: JAX's own default on GPUs is TF32 (10-bit
+mantissa operands), which would perturb the per-document likelihoods the provenance tests rank.
 """
 
 from __future__ import annotations
@@ -26,6 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
+
+from lazyrich.core.devices import matmul_precision_context
+
+# the products' precision of every compiled entry point (see the module docstring)
+MATMUL_PRECISION = "float32"
 
 BYTES = 256
 BOS = 256  # the begin-of-document token, an extra input embedding row
@@ -192,7 +201,8 @@ def document_log_likelihood(config: LMConfig, params: dict, documents,
     blocks = -(-n // size)
     padded = np.zeros((blocks * size, config.context), np.uint8)
     padded[:n] = documents
-    out = _batched_log_likelihood(config, params, padded.reshape(blocks, size, -1))
+    with matmul_precision_context(MATMUL_PRECISION):
+        out = _batched_log_likelihood(config, params, padded.reshape(blocks, size, -1))
     return np.asarray(out, np.float64).reshape(-1)[:n]
 
 
@@ -243,8 +253,9 @@ class Trainer:
                              f"got {batches.shape}")
         losses = []
         for start in range(0, batches.shape[0], chunk_steps):
-            params, opt_state, chunk_losses = self._scan(
-                params, opt_state, jnp.asarray(batches[start:start + chunk_steps], jnp.uint8))
+            with matmul_precision_context(MATMUL_PRECISION):
+                params, opt_state, chunk_losses = self._scan(
+                    params, opt_state, jnp.asarray(batches[start:start + chunk_steps], jnp.uint8))
             losses.append(np.asarray(chunk_losses))
         return params, opt_state, np.concatenate(losses) if losses else np.zeros(0)
 
@@ -290,4 +301,6 @@ def sample(config: LMConfig, params: dict, key: jax.Array, n_sequences: int,
         raise ValueError(f"length={length!r} must be an integer in [1, {config.context}]")
     if not temperature > 0:
         raise ValueError(f"temperature={temperature!r} must be positive")
-    return np.asarray(_sample(config, params, key, n_sequences, length, temperature), np.uint8)
+    with matmul_precision_context(MATMUL_PRECISION):
+        drawn = _sample(config, params, key, n_sequences, length, temperature)
+    return np.asarray(drawn, np.uint8)

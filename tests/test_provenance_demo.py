@@ -112,6 +112,42 @@ def test_cached_decoding_matches_full_forward(documents):
     assert text.shape == (4, 10) and text.dtype == np.uint8
 
 
+def _recording(real, programs: list):
+    """`real` (a jitted function) that first appends the text of its lowered program."""
+    def call(*args):
+        programs.append(real.lower(*args).as_text())
+        return real(*args)
+    return call
+
+
+def test_products_are_full_float32_whatever_jaxs_default(documents, monkeypatch):
+    """Training, likelihoods and sampling are traced with every matrix product at HIGHEST
+    precision even where JAX's default is TF32 (its default on GPUs; set here around the calls),
+    which, traced as is, the likelihood program would use."""
+    alice, _ = documents
+    config = MINI.model
+    params = lm.init_params(config, jax.random.key(4))
+    programs: list = []
+    likelihood = lm._batched_log_likelihood
+    monkeypatch.setattr(lm, "_batched_log_likelihood", _recording(likelihood, programs))
+    monkeypatch.setattr(lm, "_sample", _recording(lm._sample, programs))
+    trainer = demo._trainer(config, MINI.learning_rate)
+    monkeypatch.setattr(trainer, "_scan", _recording(trainer._scan, programs))
+    batches = lm.batches_in_order(alice, np.arange(MINI.n_documents), MINI.batch_size)
+    with jax.default_matmul_precision("tensorfloat32"):
+        trainer.run(params, trainer.optimizer.init(params), batches[:16])
+        lm.document_log_likelihood(config, params, alice[:4], batch_size=2)
+        lm.sample(config, params, jax.random.key(5), 2, length=4)
+        unguarded = likelihood.lower(config, params, np.zeros((1, 2, config.context),
+                                                              np.uint8)).as_text()
+    assert len(programs) == 3
+    for program in programs:
+        dots = [line for line in program.splitlines() if "dot_general" in line]
+        assert dots and all("precision = [HIGHEST, HIGHEST]" in line for line in dots), \
+            [line for line in dots if "HIGHEST" not in line][:2]
+    assert "precision = [HIGHEST, HIGHEST]" not in unguarded
+
+
 def test_bad_inputs_are_rejected():
     """Sizes, documents and sampling lengths outside their ranges raise ValueError."""
     with pytest.raises(ValueError, match="divisible"):
