@@ -21,8 +21,8 @@ demo: install
 # Tests run in parallel workers (pytest-xdist) sharing a JAX compilation cache (tests/conftest.py):
 # 2 cores finish the suite in ~10 minutes, 62% of it XLA compiling (measured 2026-12-01 with
 # jax.monitoring's compile events: 861 of 1387 worker-seconds). That session's trims took the
-# uncached suite from 690 s to 634 s, and fresh clones on that machine took 687, 629, then 608 s
-# as they landed (runs vary by ~10%: 560-646 s earlier). `make test PYTEST_WORKERS=0` runs them
+# uncached suite from 690 s to 634 s, and fresh clones on that machine took 687, 629, 608, then
+# 552 s as they landed (runs vary by ~10%: 560-646 s earlier). `make test PYTEST_WORKERS=0` runs them
 # in one process.
 PYTEST_WORKERS ?= auto
 test: install
