@@ -23,6 +23,9 @@ Sections (each prints its own table; `--only` picks some):
   part's component along beta_hat that the DMFT's h field leaves out, c^2 = (v . beta_hat)^2 / D,
   against |v|^2 / D (its share times D: 1 for a v spread evenly over the D directions) and the
   test loss;
+- `responses`: the memory averaged over M_R = 16, 64, 256 response paths ("first" and
+  "stratified") against all M = 1000 (the draw's exact average), two draws in each of three
+  cells (~10 min);
 - `gap`: in that richest cell at D = 100, the DMFT's test loss (M = 2000, M_R = 64, the 32
   seeds' mean teacher scale) against the simulation's, with and without F added (~8 min).
 
@@ -280,6 +283,37 @@ def linear(dims=(100, 200, 400)) -> None:
             print(f"  ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
+RESPONSE_CELLS = {   # name: (alpha, eps, P/D, solve settings)
+    "D 40, eps 0.1, P/D 3, t <= 600": (1.0, 0.1, 3.0, {"t_max": 600.0, "D": 40,
+                                                      "lr_scale": 1.0}),
+    "D 30, eps 0.02, P/D 5, t <= 80 D": (1.0, 0.02, 5.0, {"t_max": 2400.0, "dt": 60.0, "D": 30,
+                                                         "lr_scale": 1.5, "scheme": "implicit"}),
+    "D 100, eps 0.05, P/D 3, alpha 0.5, t <= 30 D": (
+        0.5, 0.05, 3.0, {"t_max": 3000.0, "dt": 50.0, "D": 100, "lr_scale": 5.0,
+                         "scheme": "implicit"}),
+}
+
+
+def responses(paths: int = 1000) -> None:
+    from dmft import grokking
+
+    curves = ("test_loss", "train_loss", "v_norm2", "beta_M_beta")
+    print(f"== responses: relative RMS distance (%) of {', '.join(curves)} from the solve with "
+          f"all M = {paths} paths responding", flush=True)
+    for name, (alpha, eps, ratio, settings) in RESPONSE_CELLS.items():
+        point = functools.partial(grokking.solve, alpha, eps, ratio, n_samples=paths, tol=1e-7,
+                                  progress=False, **settings)
+        for seed in (0, 1):
+            exact = point(n_response=paths, seed=seed)
+            print(f"{name}, MC seed {seed}", flush=True)
+            for count in (16, 64, 256):
+                for sampling in ("first", "stratified"):
+                    out = point(n_response=count, response_sampling=sampling, seed=seed)
+                    far = [100 * float(np.sqrt(((out[c].values - exact[c].values) ** 2).mean()
+                                               / (exact[c].values ** 2).mean())) for c in curves]
+                    print(f"  M_R={count:<4} {sampling:>10}: "
+                          + "  ".join(f"{d:6.2f}" for d in far), flush=True)
+
 def gap(dim: int = 100, alpha: float = 0.25, eps: float = 0.05, ratio: float = 3.0,
         horizon: float = 50.0) -> None:
     """The DMFT's test-loss gap to the simulation against the dropped fluctuation F."""
@@ -318,8 +352,9 @@ def gap(dim: int = 100, alpha: float = 0.25, eps: float = 0.05, ratio: float = 3
               f"{delay(t, train, curve) / delay(t, sim_train, simulated) - 1:+.1%}")
 
 
-SECTIONS = {"drops": drops, "knobs": knobs, "flow": flow, "statistics": statistics,
-            "plateau": plateau, "outliers": outliers, "linear": linear, "gap": gap}
+SECTIONS = {"drops": drops, "knobs": knobs, "responses": responses, "flow": flow,
+            "statistics": statistics, "plateau": plateau, "outliers": outliers, "linear": linear,
+            "gap": gap}
 
 
 def main() -> None:

@@ -244,7 +244,7 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
             the memory part of R and R_g (equal-time parts average all M paths);
         response_sampling: how those paths are picked (`response_paths`): "first" (default,
             the first M_R) or "stratified" (the largest |z| exactly, strata of |z| for the
-            rest: converges in M_R faster, dmft/README.md).
+            rest: closer to the all-paths average at M_R = 16 and 256, not at 64; README).
         damping: weight of the new iterate (of the new residual under Anderson mixing);
         anderson: earlier residuals Anderson mixing combines (0: plain damped iteration; both
             reach the same fixed point).
