@@ -22,6 +22,7 @@ plain iteration converges they stay out of the way.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -32,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
+
+from dmft.checkpoint import Checkpoint
 
 
 class ConvergenceWarning(RuntimeWarning):
@@ -219,10 +222,8 @@ def _flat_time_index(horizon, state) -> tuple[jax.Array, int]:
 
 
 def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
-                           curves: Callable[[dict], Any], *, damping: float, tol: float,
-                           max_iter: int, progress: bool, what: str, knobs: str,
-                           history: int = 0, args: tuple = (), horizon: Any = None,
-                           return_state: bool = True):
+                           curves: Callable[[dict], Any], *, checkpoint: Checkpoint | None = None,
+                           **settings):
     """Iterate the map `step` from `state` to its fixed point, Anderson-accelerated.
 
     Args:
@@ -249,6 +250,9 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
             iteration overshoots without converging (a limit cycle, `_verdict`) it halves the
             damping (down to SMALLEST_DAMPING): the same fixed point, reached in time windows
             and smaller steps. None: neither fallback.
+        checkpoint: a `dmft.checkpoint.Checkpoint`: the iterate is written there every
+            `checkpoint.every_seconds` and at the end, and an iteration finding one there
+            starts from it (its iterations count on; max_iter more are allowed); None: none.
         return_state: False returns None for the state (a caller that needs only the
             outputs skips compiling the unflattening).
 
@@ -258,6 +262,14 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
         reached the last time); residual nan when the iteration diverged (no fallback, or no
         time window short enough converges).
     """
+    with checkpoint.held() if checkpoint is not None else contextlib.nullcontext():
+        return _iterate(step, state, curves, checkpoint=checkpoint, **settings)
+
+
+def _iterate(step, state, curves, *, damping: float, tol: float, max_iter: int, progress: bool,
+             what: str, knobs: str, history: int = 0, args: tuple = (), horizon: Any = None,
+             return_state: bool = True, checkpoint: Checkpoint | None = None):
+    """`iterate_to_fixed_point` with its checkpoint's lock held."""
     # one compiled program each way (eagerly, every reshape would compile one of its own)
     flat = jax.jit(_flat)(state)
     batch, size = flat.shape
@@ -278,9 +290,28 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
     front, converged = n_time, (flat, 0)     # active window; last converged (state, front)
     window_tol = max(tol, 1e-2)     # a window need not be converged before the next one
     initial_damping = damping
-    started = time.perf_counter()
+    saved = checkpoint.load(batch, size) if checkpoint is not None else None
+    if saved is not None:       # start where the checkpoint's iteration stopped
+        flat = jax.device_put(saved["flat"].astype(flat.dtype))
+        memory, front, iterations = fresh_memory(flat), saved["front"], saved["iterations"]
+        settled = flat if saved["settled"] is None else jax.device_put(
+            saved["settled"].astype(flat.dtype))
+        converged = (settled, saved["settled_front"])
+        if damping == saved["initial_damping"]:
+            damping = saved["damping"]       # smaller after limit cycles
+    first = iterations
+
+    def save():
+        if checkpoint is not None and bool(jnp.all(jnp.isfinite(flat))):
+            checkpoint.save(flat, converged[0] if front < n_time else None,
+                            iterations=iterations, damping=float(damping),
+                            initial_damping=float(saved["initial_damping"] if saved else
+                                                  initial_damping),
+                            front=int(front), settled_front=int(converged[1]))
+
+    saved_at = started = time.perf_counter()
     with tqdm(total=max_iter, unit="iter", desc=what, disable=not progress, leave=False) as bar:
-        while iterations < max_iter and (residual > tol or front < n_time):
+        while iterations < first + max_iter and (residual > tol or front < n_time):
             # a jump of the residual means the history misleads: restart it
             restart = len(residuals) >= 2 and residuals[-1] > 4 * residuals[-2]
             previous = current
@@ -313,13 +344,18 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
                     memory, residual, residuals, turns = fresh_memory(flat), math.inf, [], []
                 elif not math.isfinite(residual) and len(residuals) > 1:
                     break
-            per_iteration = (time.perf_counter() - started) / iterations
+            per_iteration = (time.perf_counter() - started) / (iterations - first)
             window = f", times < {front}/{n_time}" if front < n_time else ""
             window += f", damping {damping:.3g}" if damping != initial_damping else ""
             bar.set_postfix_str(f"residual {residual:.2e} (tol {tol:.0e}){window}, time left "
                                 f"~{format_seconds(_eta_seconds(residuals, tol, per_iteration))}",
                                 refresh=False)
             bar.update(1)
+            if checkpoint is not None and time.perf_counter() - saved_at > \
+                    checkpoint.every_seconds:
+                save()
+                saved_at = time.perf_counter()
+    save()
     if front < n_time:
         residual = math.inf
     if residual > tol:
@@ -327,6 +363,8 @@ def iterate_to_fixed_point(step: Callable[..., tuple[Any, dict]], state: Any,
                    if front < n_time else "")
         if damping != initial_damping:
             reached += f"; its damping fell to {damping:.3g} after limit cycles"
+        if first:
+            reached += f"; it went on from the {first} iterations of its checkpoint"
         warnings.warn(f"{what} stopped at max_iter={max_iter} with residual {residual:.3g} > "
                       f"tol={tol:g} (relative change of the train/test curves in the last "
                       f"iteration){reached}; the curves are not converged. Raise max_iter=, "

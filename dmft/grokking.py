@@ -48,6 +48,7 @@ import xarray as xr
 
 from dmft import grokking_paths as paths_
 from dmft import grokking_response as response_
+from dmft.checkpoint import Checkpoint, fingerprint
 from dmft.fixed_point import ConvergenceWarning, iterate_to_fixed_point
 from dmft.grokking_checks import DTYPES, RESPONSE_SAMPLING, check_solve_arguments
 from dmft.grokking_cost import (
@@ -219,7 +220,7 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
           n_response: int = 64, response_sampling: str = "first", bulk_rank: int = 16,
           damping: float = 0.6, anderson: int = 0, tol: float = 1e-6, max_iter: int = 200,
           seed: int | list[int] = 0, dtype: str = "float64", scheme: str = "explicit", times=None,
-          progress: bool = True) -> xr.Dataset:
+          checkpoint=None, progress: bool = True) -> xr.Dataset:
     """DMFT learning curves of the infinite-width grokking model, batched over alpha, eps,
     target_scale and P_over_D.
 
@@ -267,6 +268,8 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
             on CPU and agreed with float64 to ~1e-6 (relative L2 of the curves) wherever it
             was compared (dmft/README.md); it needs tol >= 1e-6. Results are float64 arrays
             either way, `attrs["dtype"]` says which was used.
+        checkpoint: a file path (.npz): the iteration is saved there every minute and when it
+            stops, and a call with the same arguments resumes from it (`dmft.checkpoint`).
         progress: show the iteration, residual and estimated time left.
 
     Returns:
@@ -339,6 +342,8 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
             batched, state, _train_and_test, args=(*grid, steps, z, mixing, responders),
             damping=a["damping"], tol=a["tol"], max_iter=a["max_iter"], progress=progress,
             history=a["anderson"], horizon=horizon, return_state=False,
+            checkpoint=a["checkpoint"] and Checkpoint(a["checkpoint"], {
+                "solver": "dmft.grokking.solve", **fingerprint(a)}),
             what="dmft.grokking.solve",
             knobs="raise n_samples= (Monte Carlo noise floors the residual near 1/sqrt(M))")
         # draw-major batch -> (alpha, eps, target_scale, P_over_D, mc_seed, time)

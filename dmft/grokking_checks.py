@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from dmft import checks
+from dmft.checkpoint import check_path
 from dmft.grokking_cost import SCHEMES, default_dt, stability_limit_dt
 from lazyrich.core.checks import check_positive_integer, check_seed
 
@@ -49,6 +50,7 @@ def check_solve_arguments(args: dict) -> dict:
         check_positive_integer(name, args[name], minimum=low)
         out[name] = int(args[name])
     out["seed"] = check_seeds(args["seed"])
+    out["checkpoint"] = check_path(args["checkpoint"])
     if args["response_sampling"] not in RESPONSE_SAMPLING:
         raise ValueError(f"response_sampling must be one of {RESPONSE_SAMPLING}; got "
                          f"{args['response_sampling']!r}")
