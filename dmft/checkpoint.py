@@ -137,6 +137,9 @@ class Checkpoint:
         descriptor, temporary = tempfile.mkstemp(prefix=self.path.name + ".",
                                                  suffix=".partial", dir=self.path.parent)
         try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)      # mkstemp's 0600 -> a normal file's mode
             with os.fdopen(descriptor, "wb") as handle:
                 np.savez(handle, **arrays)
             os.replace(temporary, self.path)
