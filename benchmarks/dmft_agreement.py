@@ -5,12 +5,13 @@ the grokking time and of the train-to-test delay, and both run times
 
     python benchmarks/dmft_agreement.py [--dims 100 200] [--alphas 0.25 0.5 1 2 4]
         [--eps 0.02 0.05] [--ratios 3 5] [--seeds 8] [--teacher per_seed|mean]
-        [--grid uniform|adaptive] [--horizon 80] [--solve n_samples=400 ...]
+        [--grid uniform|adaptive] [--horizon 80] [--keep DIR] [--solve n_samples=400 ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from dmft.grokking_agreement import GRIDS, TEACHERS, agreement, format_rows, parse_solve_settings
 
@@ -30,18 +31,24 @@ def main() -> None:
     parser.add_argument("--horizon", type=float, default=80.0,
                         help="run length in units of D (time 0..horizon D, 20 horizon steps); "
                         "longer for alphas that grok late")
+    parser.add_argument("--keep", metavar="DIR", default=None,
+                        help="keep the simulations (sweep stores) and the DMFT solves "
+                        "(checkpoints) in DIR as they go: the same command again resumes "
+                        "after a kill")
     parser.add_argument("--solve", nargs="*", default=[],
                         help="solve settings as name=value (e.g. n_samples=400); seed=0,1 "
                              "solves two Monte Carlo draws, compares their mean and prints "
                              "their spread")
     args = parser.parse_args()
     settings = parse_solve_settings(args.solve)
+    if args.keep is not None:
+        os.makedirs(args.keep, exist_ok=True)
     print(f"solve settings: {settings or 'defaults'}", flush=True)
     for dim in args.dims:
         for eps in args.eps:
             for ratio in args.ratios:
                 rows = agreement(dim, args.alphas, eps, ratio, args.seeds, args.teacher,
-                                 args.grid, args.horizon, **settings)
+                                 args.grid, args.horizon, keep=args.keep, **settings)
                 print(format_rows(dim, eps, ratio, rows), flush=True)
 
 

@@ -11,6 +11,8 @@ every table in `dmft/README.md`.
 
 from __future__ import annotations
 
+import hashlib
+import pathlib
 import time
 
 import jax
@@ -42,7 +44,7 @@ GRIDS = ("uniform", "adaptive")
 
 def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
               teacher: str = "per_seed", grid: str = "uniform", horizon: float = 80.0,
-              **settings) -> list[dict]:
+              keep=None, **settings) -> list[dict]:
     """One row per alpha: errors of the DMFT against the seed-mean simulation.
 
     Args:
@@ -57,6 +59,10 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
             curves move: far fewer points for lazy alphas, the small steps a rich alpha needs).
         horizon: length of the run in units of D (time 0..horizon D at lr_scale = D / 20, i.e.
             20 horizon steps; a multiple of 0.5, the simulation logs every 10 steps).
+        keep: a folder (it must exist) in which the row's work is kept as it goes: the
+            simulations in a sweep store, each DMFT solve in a checkpoint, named after the
+            cell; the same call again (after a kill, say) reads what is finished and resumes
+            the rest. None: nothing kept.
         settings: keyword arguments of `dmft.grokking.solve` (n_samples, n_response, seed, ...).
 
     Returns:
@@ -81,25 +87,44 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
     if grid == "adaptive" and overridden:
         raise ValueError(f"grid='adaptive' sets the times and the scheme itself; drop "
                          f"{overridden} from the solve settings")
+    if keep is not None and not pathlib.Path(keep).is_dir():
+        raise ValueError(f"keep={str(keep)!r} must be an existing folder")
+    if keep is not None and "checkpoint" in settings:
+        raise ValueError("keep= names each solve's checkpoint itself; drop checkpoint from the "
+                         "solve settings")
     P, lr_scale = int(round(P_over_D * D)), D / 20
     seed_list = list(range(seeds))
+    cell = f"D{D}_eps{eps:g}_PD{P_over_D:g}_s{seeds}_h{horizon:g}"
+    # solves with other settings get other checkpoints (a checkpoint refuses another solve)
+    tag = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()[:8]
+
+    def kept(name: str) -> dict:
+        return {} if keep is None else {name: pathlib.Path(keep) / name_of[name]}
+
+    name_of = {"store": f"sim_{cell}_a{'_'.join(f'{a:g}' for a in alphas)}.zarr"}
     start = time.perf_counter()
     sim = lazyrich.sweep("grokking", alpha=[float(a) for a in alphas], eps=eps, D=D, P=P, N=1,
                          n_test=10, lr_scale=lr_scale, steps=int(steps), log_every=10,
-                         dynamics="infinite", seed=seed_list, progress=False)
+                         dynamics="infinite", seed=seed_list, progress=False, **kept("store"))
     sim_seconds = time.perf_counter() - start
     scales = teacher_scales(seed_list, D, P)
     target = scales if teacher == "per_seed" else float(np.mean(scales))
     start = time.perf_counter()
     if grid == "uniform":
+        name_of["checkpoint"] = (f"dmft_{cell}_{teacher}_a{'_'.join(f'{a:g}' for a in alphas)}"
+                                  f"_{tag}.npz")
         solved = grokking.solve(list(alphas), eps, P / D, lr_scale, t_max=horizon * D, D=D,
-                                target_scale=target, progress=False, **settings)
+                                target_scale=target, progress=False, **settings,
+                                **kept("checkpoint"))
         theories = {float(a): solved.sel(alpha=a) for a in alphas}
     else:
-        theories = {float(a): grokking.solve(
-            float(a), eps, P / D, lr_scale, D=D, target_scale=target,
-            times=grokking.adaptive_times(horizon * D, D, P / D, a, eps), scheme="implicit",
-            progress=False, **settings).isel(alpha=0) for a in alphas}
+        theories = {}
+        for a in alphas:
+            name_of["checkpoint"] = f"dmft_{cell}_{teacher}_a{a:g}_adaptive_{tag}.npz"
+            theories[float(a)] = grokking.solve(
+                float(a), eps, P / D, lr_scale, D=D, target_scale=target,
+                times=grokking.adaptive_times(horizon * D, D, P / D, a, eps), scheme="implicit",
+                progress=False, **settings, **kept("checkpoint")).isel(alpha=0)
     theory_seconds = time.perf_counter() - start
     # several Monte Carlo draws (seed=[...]): the row compares their mean and reports spread
     spreads = {a: t.attrs.get("mc_spread", float("nan")) for a, t in theories.items()}
