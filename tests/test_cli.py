@@ -71,16 +71,23 @@ def test_compare_runs_simulation_and_theory_and_draws_them(tmp_path, capsys, mon
 
 def test_compare_theory_choice(tmp_path, capsys):
     """--theory kernel needs dynamics='network' (it draws the lazy limit: the next test and the
-    README); dmft (the default) accepts the moments dynamics; an unknown theory is refused."""
+    README); dmft (the default) accepts the moments dynamics, and with --keep keeps its work
+    for the same command again; an unknown theory is refused."""
     figure = tmp_path / "kernel.png"
     small = ["--D", "6", "--N", "12", "--P", "15", "--n_test", "20", "--steps", "40",
              "--log_every", "10", "--no-progress", "--out", str(figure)]
     assert main(["compare", "grokking", "--theory", "kernel", "--dynamics", "infinite",
                  *small]) == 2
     assert "dynamics='network'" in capsys.readouterr().err
-    assert main(["compare", "grokking", "--dynamics", "infinite", "--theory-samples", "50",
-                 *small]) == 0
-    assert figure.stat().st_size > 10_000
+    keep = tmp_path / "kept"
+    for _ in range(2):     # the second time from the kept simulation and solve
+        assert main(["compare", "grokking", "--dynamics", "infinite", "--theory-samples", "50",
+                     "--keep", str(keep), *small]) == 0
+        assert figure.stat().st_size > 10_000
+    kept = sorted(path.suffix for path in keep.iterdir() if path.suffix != ".lock")
+    assert kept == [".npz", ".zarr"], kept
+    assert main(["compare", "grokking", "--keep", str(figure), *small]) == 2
+    assert "--keep" in capsys.readouterr().err
     assert main(["compare", "grokking", "--theory", "exact", *small]) == 2
     assert "argument --theory: invalid choice: 'exact'" in capsys.readouterr().err
 

@@ -9,6 +9,8 @@ three stages (simulation, theory, figure) as they start and end with the file it
 
 from __future__ import annotations
 
+import hashlib
+import pathlib
 from collections.abc import Sequence
 
 from lazyrich.core.engine import sweep
@@ -42,6 +44,10 @@ def compare_command(argv: Sequence[str]) -> int:
         parser.add_argument("--theory-samples", type=int, default=DMFT_SAMPLES, metavar="M",
                             help=f"Monte Carlo sample paths of the DMFT (default "
                                  f"{DMFT_SAMPLES}); its error falls like 1 / sqrt(M)")
+        parser.add_argument("--keep", metavar="DIR", default=None,
+                            help="keep the simulation (a sweep store) and the DMFT solves "
+                                 "(checkpoints) in DIR, created if missing: the same command "
+                                 "again, after a kill, resumes where it was")
         parser.add_argument("--theory-draws", type=int, default=1, metavar="K",
                             help="Monte Carlo draws of the DMFT (seeds 0..K-1, solved "
                                  "together; default 1): the curves drawn are their mean, and "
@@ -72,29 +78,50 @@ def compare_command(argv: Sequence[str]) -> int:
     if args.theory == "kernel" and dynamics not in ("network", "auto"):
         raise UsageError(f"--theory kernel needs dynamics='network' (got --dynamics "
                          f"{dynamics}): the lazy limit uses the network's initial NTK")
+    keep = _keep_folder(args.keep)
     stages = Stages("lazyrich compare", 3)
     with stages.stage(f"simulation: {runs_in(params)} run(s) of grokking"):
+        kept = {} if keep is None else {"store": keep / f"simulation_{_tag(params)}.zarr"}
         ds = sweep(experiment.name, chunk_size=args.chunk_size, progress=not args.no_progress,
-                   **params)
+                   **params, **kept)
     scalars = {name: ds.attrs[name] for name in SINGLE_VALUED}
     with stages.stage(f"theory: {THEORIES[args.theory]}"):
         theory = _theory(args.theory, ds, scalars, progress=not args.no_progress,
                          max_points=args.theory_points, n_samples=args.theory_samples,
-                         draws=args.theory_draws)
+                         draws=args.theory_draws, keep=keep)
     with stages.stage(f"figure {args.out}"):
         _draw(theory, ds, scalars, THEORIES[args.theory], args.out)
     stages.wrote([args.out])
     return 0
 
 
+def _keep_folder(keep: str | None) -> pathlib.Path | None:
+    """--keep's folder, created if missing; refused (naming --keep) if it cannot be one."""
+    if keep is None:
+        return None
+    folder = pathlib.Path(keep)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--keep {keep!r} is a file; give a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--keep {keep!r}: cannot make the folder ({error})") from None
+    return folder
+
+
+def _tag(params: dict) -> str:
+    """A short name for a sweep's parameters (another command keeps its work elsewhere)."""
+    return hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:10]
+
+
 def _theory(name: str, ds, scalars: dict, progress: bool, max_points: int, n_samples: int,
-            draws: int = 1):
+            draws: int = 1, keep: pathlib.Path | None = None):
     # The command line is an application on top of both packages, so it may import dmft.
     if name == "dmft":
         from lazyrich.views.theory import dmft_curves
 
         return dmft_curves(ds, scalars, max_points=max_points, n_samples=n_samples,
-                           progress=progress, draws=draws)
+                           progress=progress, draws=draws, keep=keep)
     from dmft.kernel import grokking_lazy_curves
 
     seeds = ds["seed"].values if "seed" in ds.dims else [ds.attrs["seed"]]

@@ -160,11 +160,13 @@ def dmft_grids(scalars: dict, alphas, max_points: int = MAX_DMFT_POINTS
 
 
 def _solved_per_grid(scalars: dict, alphas, scales, max_points: int, n_samples: int,
-                     progress: bool, draws: int = 1):
+                     progress: bool, draws: int = 1, keep=None):
     """Yield the DMFT curves (alpha, time), averaged over the teacher `scales` and over `draws`
     Monte Carlo draws (seeds 0..draws-1, solved together; `solve` warns when they disagree), of
     each group of alphas that share a grid (`dmft_grids`), printing the grid and its cost first
-    (stderr)."""
+    (stderr). `keep`: a folder for each solve's checkpoint (`dmft.checkpoint`), named after
+    what it solves."""
+    import hashlib
     import sys
 
     from dmft.grokking import estimate_cost, solve
@@ -178,23 +180,31 @@ def _solved_per_grid(scalars: dict, alphas, scales, max_points: int, n_samples: 
         print(f"{grid.note}; alpha {', '.join(f'{a:g}' for a in group)} x {len(scales)} "
               f"teacher scale(s)" + (f" x {draws} Monte Carlo draws" if draws > 1 else "")
               + ("" if progress else f": {cost}"), file=sys.stderr)
-        theory = solve(group, scalars["eps"], lam, scalars["lr_scale"], D=scalars["D"],
-                       times=grid.times, scheme=grid.scheme, target_scale=list(scales),
-                       tol=1e-5, progress=progress,
-                       seed=list(range(draws)) if draws > 1 else 0, **sizes)
+        settings = dict(D=scalars["D"], times=grid.times, scheme=grid.scheme,
+                        target_scale=list(scales), seed=list(range(draws)) if draws > 1 else 0,
+                        **sizes)
+        if keep is not None:
+            what = repr((group, scalars["eps"], lam, scalars["lr_scale"], sorted(
+                (k, np.asarray(v).tolist()) for k, v in settings.items())))
+            tag = hashlib.sha256(what.encode()).hexdigest()[:10]
+            settings["checkpoint"] = keep / f"dmft_{tag}.npz"
+        theory = solve(group, scalars["eps"], lam, scalars["lr_scale"], tol=1e-5,
+                       progress=progress, **settings)
         curves = theory.isel(eps=0).mean("target_scale")
         yield (curves.mean("mc_seed").assign_attrs(mc_spread=theory.attrs["mc_spread"])
                if draws > 1 else curves)
 
 
 def dmft_curves(ds, scalars: dict, max_points: int = MAX_DMFT_POINTS,
-                n_samples: int = DMFT_SAMPLES, progress: bool = True, draws: int = 1):
+                n_samples: int = DMFT_SAMPLES, progress: bool = True, draws: int = 1,
+                keep=None):
     """DMFT curves for every alpha of the sweep (N -> infinity), averaged over the seeds' teacher
     scales |beta|^2 / D, each alpha on its own grid (`dmft_grids`; alphas that share one are
     solved together). Prints each grid and the expected memory and run time (stderr) before
     solving, and refuses (MemoryEstimateError) what would not fit; `progress` shows the
     fixed-point iteration's bar. `draws` > 1 solves that many Monte Carlo draws and returns
-    their mean (attrs `mc_spread`; `dmft.grokking.solve` warns when they disagree).
+    their mean (attrs `mc_spread`; `dmft.grokking.solve` warns when they disagree). `keep`: a
+    folder (pathlib.Path) in which each solve keeps a checkpoint, so that a killed call resumes.
 
     Returns:
         Dataset over (alpha, time) on the union of the grids; a curve is NaN past its own grid's
@@ -204,7 +214,7 @@ def dmft_curves(ds, scalars: dict, max_points: int = MAX_DMFT_POINTS,
 
     alphas = ds["alpha"].values if "alpha" in ds.dims else [ds.attrs["alpha"]]
     parts = list(_solved_per_grid(scalars, alphas, teacher_scales(ds), max_points, n_samples,
-                                  progress, draws))
+                                  progress, draws, keep))
     if len(parts) == 1:
         return parts[0]
     time = np.unique(np.concatenate([part.time.values for part in parts]))
