@@ -5,9 +5,10 @@ a ^C or a time limit at iteration 60 of 68 loses all of it. With `solve(checkpoi
 iteration writes its current iterate to `path` (an .npz file) every `every_seconds` and when
 it stops, and the same call again starts from what it finds there:
 
-- the file holds the flattened iterate (batch, size), the iterations done, the damping in use,
-  the time window reached (and the last settled window's iterate while windows are active) and
-  a fingerprint of everything that defines the map (parameters, grid, draws, dtype, ...);
+- the file holds the flattened iterate (batch, size) and its curves (so the first iteration
+  after a resume measures its residual), the iterations done, the damping in use, the time
+  window reached (and the last settled window's iterate while windows are active) and a
+  fingerprint of everything that defines the map (parameters, grid, draws, dtype, ...);
   tol, max_iter, progress, damping and anderson change how the fixed point is reached, not which,
   and may differ between the calls (raise max_iter or loosen tol and call again);
 - it is written to a temporary file beside `path` and moved over it with `os.replace`, so a
@@ -15,7 +16,9 @@ it stops, and the same call again starts from what it finds there:
 - `<path>.lock` is held while the iteration runs: two solves given one checkpoint take turns,
   the second starting from the first's end;
 - a file written by another solve (another fingerprint) or not a checkpoint at all is refused,
-  naming `checkpoint=` and what differs, before any iteration runs.
+  naming `checkpoint=` and what differs, before any iteration runs; so is a folder the solve
+  cannot write in. A write that fails later (a full disk) warns `CheckpointWarning` and the
+  solve goes on; ^C writes the iterate before it stops the solve.
 
 Whatever the file holds is only a starting point: the iteration converges to the fixed point of
 the map it is given, so a resumed solve returns the same curves as an uninterrupted one (with
@@ -25,20 +28,26 @@ plain damping, the same iterates: `tests/test_dmft_checkpoint.py`).
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import pathlib
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import filelock
 import numpy as np
 
-FORMAT = "lazyrich dmft checkpoint 1"
+FORMAT = "lazyrich dmft checkpoint 2"
 # arguments that change how the fixed point is reached, not which one
 NOT_IN_MAP = ("tol", "max_iter", "progress", "damping", "anderson", "checkpoint")
+
+
+class CheckpointWarning(RuntimeWarning):
+    """A checkpoint could not be written; the solve went on without it."""
 
 
 def fingerprint(arguments: dict) -> dict:
@@ -88,7 +97,14 @@ class Checkpoint:
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         """Hold `<path>.lock` (waiting, with a message, while another solve holds it)."""
-        lock = filelock.FileLock(str(self.path) + ".lock")
+        name = str(self.path) + ".lock"
+        try:                # filelock reports a lock file it cannot create as held: test first
+            with open(name, "a"):
+                pass
+        except OSError as error:
+            raise ValueError(f"checkpoint={str(self.path)!r}: cannot write beside it "
+                             f"({error})") from None
+        lock = filelock.FileLock(name)
         try:
             lock.acquire(timeout=0)
         except filelock.Timeout:
@@ -109,12 +125,13 @@ class Checkpoint:
             with np.load(self.path, allow_pickle=False) as saved:
                 found = {key: saved[key] for key in saved.files}
             header = json.loads(str(found.pop("header")))
+            if header.get("format") != FORMAT:
+                raise ValueError(f"not a {FORMAT!r} file")
+            header["record"], header["loop"]["iterations"], found["flat"], found["curves"]
         except Exception as error:      # a foreign or damaged file: name it, touch nothing
             raise ValueError(f"checkpoint={str(self.path)!r} is not a readable checkpoint "
                              f"({type(error).__name__}: {error}); delete it or give another "
                              f"path") from None
-        if header.get("format") != FORMAT:
-            raise ValueError(f"checkpoint={str(self.path)!r} is not a {FORMAT!r} file")
         if header["record"] != json.loads(json.dumps(self.record)):
             differ = sorted(key for key in set(header["record"]) | set(self.record)
                             if header["record"].get(key) != json.loads(json.dumps(
@@ -125,15 +142,32 @@ class Checkpoint:
         if found["flat"].shape != (batch, size):
             raise ValueError(f"checkpoint={str(self.path)!r} holds an iterate of shape "
                              f"{found['flat'].shape}, not ({batch}, {size})")
-        return {"flat": found["flat"], "settled": found.get("settled"), **header["loop"]}
+        return {"flat": found["flat"], "curves": found["curves"],
+                "settled": found.get("settled"), **header["loop"]}
 
-    def save(self, flat, settled, **loop) -> None:
-        """Write the iterate (and the settled window's, or None) with the loop's counters
-        (JSON-able keywords) atomically over `path`."""
+    def save(self, flat, curves, settled, **loop) -> bool:
+        """Write the iterate (batch, size), its curves and the settled window's iterate (or
+        None) with the loop's counters (JSON-able keywords) atomically over `path`. A write
+        that fails (a full disk, say) warns and returns False: the solve goes on without it."""
         header = {"format": FORMAT, "record": self.record, "loop": loop}
-        arrays = {"flat": np.asarray(flat), "header": np.array(json.dumps(header))}
+        arrays = {"flat": np.asarray(flat), "curves": np.asarray(curves),
+                  "header": np.array(json.dumps(header))}
         if settled is not None:
             arrays["settled"] = np.asarray(settled)
+        # a write killed earlier leaves its temporary file; the lock says none is in progress
+        for stale in self.path.parent.glob(glob.escape(self.path.name) + ".*.partial"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        try:
+            self._write(arrays)
+        except OSError as error:
+            warnings.warn(f"checkpoint={str(self.path)!r} could not be written ({error}); the "
+                          f"solve goes on, and a kill now loses what the last checkpoint does "
+                          f"not hold", CheckpointWarning, stacklevel=3)
+            return False
+        return True
+
+    def _write(self, arrays: dict) -> None:
         descriptor, temporary = tempfile.mkstemp(prefix=self.path.name + ".",
                                                  suffix=".partial", dir=self.path.parent)
         try:

@@ -294,6 +294,10 @@ def _iterate(step, state, curves, *, damping: float, tol: float, max_iter: int, 
     if saved is not None:       # start where the checkpoint's iteration stopped
         flat = jax.device_put(saved["flat"].astype(flat.dtype))
         memory, front, iterations = fresh_memory(flat), saved["front"], saved["iterations"]
+        # the curves of the saved iterate: the first iteration measures its residual
+        current = before = jax.device_put(saved["curves"].astype(shape.dtype))
+        if math.isfinite(saved["residual"]):
+            residuals, turns = [saved["residual"]], [0.0]
         settled = flat if saved["settled"] is None else jax.device_put(
             saved["settled"].astype(flat.dtype))
         converged = (settled, saved["settled_front"])
@@ -301,60 +305,75 @@ def _iterate(step, state, curves, *, damping: float, tol: float, max_iter: int, 
             damping = saved["damping"]       # smaller after limit cycles
     first = iterations
 
+    def snapshot():
+        """The loop's variables where they agree (an iterate with its own curves)."""
+        return (flat, current, residuals[-1] if residuals else math.inf, front, converged,
+                damping, iterations)
+
     def save():
-        if checkpoint is not None and bool(jnp.all(jnp.isfinite(flat))):
-            checkpoint.save(flat, converged[0] if front < n_time else None,
-                            iterations=iterations, damping=float(damping),
+        iterate, curves_, last, front_, (settled, done), damping_, count = kept
+        if checkpoint is not None and bool(jnp.all(jnp.isfinite(iterate))):
+            checkpoint.save(iterate, curves_, settled if front_ < n_time else None,
+                            iterations=count, damping=float(damping_), residual=last,
                             initial_damping=float(saved["initial_damping"] if saved else
                                                   initial_damping),
-                            front=int(front), settled_front=int(converged[1]))
+                            front=int(front_), settled_front=int(done))
+
+    # saved with the residual only where one was measured (a restarted window pairs the
+    # settled iterate with another iterate's curves: its residual list is empty then)
+    kept = snapshot()
 
     saved_at = started = time.perf_counter()
-    with tqdm(total=max_iter, unit="iter", desc=what, disable=not progress, leave=False) as bar:
-        while iterations < first + max_iter and (residual > tol or front < n_time):
-            # a jump of the residual means the history misleads: restart it
-            restart = len(residuals) >= 2 and residuals[-1] > 4 * residuals[-2]
-            previous = current
-            image, memory, outputs, current, change, turn = advance(
-                flat, memory, current, before, np.bool_(restart), args, time_index,
-                np.int32(front), np.asarray(damping, flat.dtype))
-            before = previous
-            iterations += 1
-            residual = float(change) if residuals else math.inf    # a window's first: none
-            residuals.append(residual)
-            turns.append(float(turn))
-            verdict = _verdict(residuals, turns) if horizon is not None else "ok"
-            if verdict == "diverged":
-                # back to the last converged window, extend it half as far
-                flat, done = converged
-                front = done + (front - done) // 2
-                if front <= done:
-                    front, residual = n_time, math.nan       # no window converges: diverged
-                    break
-                memory, residual, residuals, turns = fresh_memory(flat), math.inf, [], []
-            else:
-                flat = image
-                if verdict == "stalled" and damping > SMALLEST_DAMPING:
-                    # a limit cycle of the damped map: smaller steps
-                    damping = max(SMALLEST_DAMPING, damping / 2)
-                    memory, residuals, turns = fresh_memory(flat), [math.inf], [0.0]
-                if front < n_time and len(residuals) > 1 and residual <= window_tol:
-                    converged = (flat, front)
-                    front = 2 * front if 5 * front < 2 * n_time else n_time
+    try:
+        with tqdm(total=max_iter, unit="iter", desc=what, disable=not progress, leave=False) as bar:
+            while iterations < first + max_iter and (residual > tol or front < n_time):
+                # a jump of the residual means the history misleads: restart it
+                restart = len(residuals) >= 2 and residuals[-1] > 4 * residuals[-2]
+                previous = current
+                image, memory, outputs, current, change, turn = advance(
+                    flat, memory, current, before, np.bool_(restart), args, time_index,
+                    np.int32(front), np.asarray(damping, flat.dtype))
+                before = previous
+                iterations += 1
+                residual = float(change) if residuals else math.inf    # a window's first: none
+                residuals.append(residual)
+                turns.append(float(turn))
+                verdict = _verdict(residuals, turns) if horizon is not None else "ok"
+                if verdict == "diverged":
+                    # back to the last converged window, extend it half as far
+                    flat, done = converged
+                    front = done + (front - done) // 2
+                    if front <= done:
+                        front, residual = n_time, math.nan       # no window converges: diverged
+                        break
                     memory, residual, residuals, turns = fresh_memory(flat), math.inf, [], []
-                elif not math.isfinite(residual) and len(residuals) > 1:
-                    break
-            per_iteration = (time.perf_counter() - started) / (iterations - first)
-            window = f", times < {front}/{n_time}" if front < n_time else ""
-            window += f", damping {damping:.3g}" if damping != initial_damping else ""
-            bar.set_postfix_str(f"residual {residual:.2e} (tol {tol:.0e}){window}, time left "
-                                f"~{format_seconds(_eta_seconds(residuals, tol, per_iteration))}",
-                                refresh=False)
-            bar.update(1)
-            if checkpoint is not None and time.perf_counter() - saved_at > \
-                    checkpoint.every_seconds:
-                save()
-                saved_at = time.perf_counter()
+                else:
+                    flat = image
+                    if verdict == "stalled" and damping > SMALLEST_DAMPING:
+                        # a limit cycle of the damped map: smaller steps
+                        damping = max(SMALLEST_DAMPING, damping / 2)
+                        memory, residuals, turns = fresh_memory(flat), [math.inf], [0.0]
+                    if front < n_time and len(residuals) > 1 and residual <= window_tol:
+                        converged = (flat, front)
+                        front = 2 * front if 5 * front < 2 * n_time else n_time
+                        memory, residual, residuals, turns = fresh_memory(flat), math.inf, [], []
+                    elif not math.isfinite(residual) and len(residuals) > 1:
+                        break
+                per_iteration = (time.perf_counter() - started) / (iterations - first)
+                window = f", times < {front}/{n_time}" if front < n_time else ""
+                window += f", damping {damping:.3g}" if damping != initial_damping else ""
+                left = format_seconds(_eta_seconds(residuals, tol, per_iteration))
+                bar.set_postfix_str(f"residual {residual:.2e} (tol {tol:.0e}){window}, time "
+                                    f"left ~{left}", refresh=False)
+                bar.update(1)
+                kept = snapshot()
+                if checkpoint is not None and time.perf_counter() - saved_at > \
+                        checkpoint.every_seconds:
+                    save()
+                    saved_at = time.perf_counter()
+    except KeyboardInterrupt:      # ^C: keep what the iteration reached, then stop
+        save()
+        raise
     save()
     if front < n_time:
         residual = math.inf

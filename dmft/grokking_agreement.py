@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from dmft import grokking
+from dmft.checkpoint import NOT_IN_MAP
 from dmft.grokking_timing import delay, grokking_time, half_drop_time
 
 
@@ -96,7 +97,8 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
     seed_list = list(range(seeds))
     cell = f"D{D}_eps{eps:g}_PD{P_over_D:g}_s{seeds}_h{horizon:g}"
     # solves with other settings get other checkpoints (a checkpoint refuses another solve)
-    tag = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()[:8]
+    tag = hashlib.sha256(repr(sorted((k, v) for k, v in settings.items()
+                                     if k not in NOT_IN_MAP)).encode()).hexdigest()[:8]
 
     def kept(name: str) -> dict:
         return {} if keep is None else {name: pathlib.Path(keep) / name_of[name]}
