@@ -22,8 +22,9 @@ demo: install
 # 2 cores finish the suite in ~10 minutes, 62% of it XLA compiling (measured 2026-12-01 with
 # jax.monitoring's compile events: 861 of 1387 worker-seconds). That session's trims took the
 # uncached suite from 690 s to 634 s, and fresh clones on that machine took 687, 629, 608, then
-# 552 s as they landed (runs vary by ~10%: 560-646 s earlier). `make test PYTEST_WORKERS=0` runs them
-# in one process.
+# 552 s as they landed (runs vary by ~10%: 560-646 s earlier); the next session's, with the
+# checkpoint and Monte Carlo tests added, 557 s (1045 tests). `make test PYTEST_WORKERS=0` runs
+# them in one process.
 PYTEST_WORKERS ?= auto
 test: install
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --maxprocesses=4
