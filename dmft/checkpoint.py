@@ -32,14 +32,14 @@ import glob
 import json
 import os
 import pathlib
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import filelock
 import numpy as np
+
+from lazyrich.core.locks import held_lock
 
 FORMAT = "lazyrich dmft checkpoint 2"
 # arguments that change how the fixed point is reached, not which one
@@ -97,24 +97,10 @@ class Checkpoint:
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
         """Hold `<path>.lock` (waiting, with a message, while another solve holds it)."""
-        name = str(self.path) + ".lock"
-        try:                # filelock reports a lock file it cannot create as held: test first
-            with open(name, "a"):
-                pass
-        except OSError as error:
-            raise ValueError(f"checkpoint={str(self.path)!r}: cannot write beside it "
-                             f"({error})") from None
-        lock = filelock.FileLock(name)
-        try:
-            lock.acquire(timeout=0)
-        except filelock.Timeout:
-            print(f"checkpoint {str(self.path)!r} is in use by another solve: waiting for it "
-                  f"to finish (then starting from its end)", file=sys.stderr, flush=True)
-            lock.acquire()
-        try:
+        with held_lock(str(self.path) + ".lock", f"checkpoint={str(self.path)!r}",
+                       f"checkpoint {str(self.path)!r} is in use by another solve: waiting for "
+                       f"it to finish (then starting from its end)"):
             yield
-        finally:
-            lock.release()
 
     def load(self, batch: int, size: int) -> dict | None:
         """The saved iteration (keys flat, iterations, damping, front, settled_front and, while

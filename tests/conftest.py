@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 
@@ -43,3 +45,18 @@ def compiled():
     paths compiles hundreds of small programs (~37 ms each on 2 cores), several times the cost
     of compiling it whole."""
     return lambda function, **fixed: jax.jit(functools.partial(function, **fixed))
+
+
+def cubic_decay_map(n: int, h: float):
+    """The forward-Euler march of x' = -x^3, x(0) = 1 written as a causal whole-trajectory
+    map F(x)_k = 1 - h sum_{j<k} x_j^3, and its solution by the march itself (float64)."""
+    def step(state):
+        x = state["x"]
+        past = jnp.concatenate([jnp.zeros((x.shape[0], 1)), jnp.cumsum(x**3, axis=1)[:, :-1]],
+                               axis=1)
+        return {"x": 1.0 - h * past}, {"x": 1.0 - h * past}
+
+    exact = np.ones(n)
+    for k in range(1, n):
+        exact[k] = exact[k - 1] - h * exact[k - 1] ** 3
+    return step, exact

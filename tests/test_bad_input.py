@@ -1,6 +1,8 @@
 """Every bad input raises ValueError/TypeError naming the argument, the value and what is
 allowed, before anything is compiled."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -89,6 +91,10 @@ def test_store_paths_that_cannot_work_are_refused_and_nothing_is_written(tmp_pat
         lazyrich.sweep("grokking", store=str(blocker / "runs.zarr"), progress=False, steps=10,
                        log_every=5, D=4, N=4, P=4, n_test=4)
     assert blocker.read_text() == "x"
+    if os.path.isdir("/proc"):      # a folder nobody may write in: refused, not waited for
+        with pytest.raises(ValueError, match=r"store='/proc/runs.zarr': cannot create its lock"):
+            lazyrich.sweep("grokking", store="/proc/runs.zarr", progress=False, steps=10,
+                           log_every=5, D=4, N=4, P=4, n_test=4)
     corrupt = tmp_path / "corrupt.zarr"
     corrupt.mkdir()
     (corrupt / "zarr.json").write_text("{not json")

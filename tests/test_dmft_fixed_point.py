@@ -5,6 +5,7 @@ DMFT; the DMFT's numerical knobs (bulk rank, tolerance) converge."""
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import cubic_decay_map
 
 from dmft import ConvergenceWarning, grokking
 from dmft.fixed_point import STALLED_AFTER, anderson_mix, iterate_to_fixed_point
@@ -147,27 +148,12 @@ def test_stratified_response_paths_estimate_the_same_average():
         grokking.solve(1.0, 0.1, 4.0, 1.0, response_sampling="random", **common)
 
 
-def _cubic_decay_map(n: int, h: float):
-    """The forward-Euler march of x' = -x^3, x(0) = 1 written as a causal whole-trajectory
-    map F(x)_k = 1 - h sum_{j<k} x_j^3, and its solution by the march itself (float64)."""
-    def step(state):
-        x = state["x"]
-        past = jnp.concatenate([jnp.zeros((x.shape[0], 1)), jnp.cumsum(x**3, axis=1)[:, :-1]],
-                               axis=1)
-        return {"x": 1.0 - h * past}, {"x": 1.0 - h * past}
-
-    exact = np.ones(n)
-    for k in range(1, n):
-        exact[k] = exact[k - 1] - h * exact[k - 1] ** 3
-    return step, exact
-
-
 def test_time_windows_converge_where_the_whole_grid_iteration_diverges(x64):
     """Over 20 time units the whole-grid iteration of x' = -x^3 blows up (the second iterate
     reaches -19 at the end, its cube feeds the third); with the causal horizon the iteration
     falls back to time windows and reaches the march's solution within 1e-10. Without a
     horizon the divergence is reported as a nan residual, not as converged curves."""
-    step, exact = _cubic_decay_map(400, 0.05)
+    step, exact = cubic_decay_map(400, 0.05)
     settings = dict(damping=0.6, tol=1e-12, max_iter=2000, progress=False, what="test",
                     knobs="")
     start = {"x": jnp.zeros((1, 400))}
@@ -182,7 +168,7 @@ def test_time_windows_converge_where_the_whole_grid_iteration_diverges(x64):
 def test_a_short_grid_never_uses_windows(x64):
     """Where the whole-grid iteration converges, the horizon changes nothing: same iterate,
     same iteration count."""
-    step, exact = _cubic_decay_map(40, 0.05)
+    step, exact = cubic_decay_map(40, 0.05)
     settings = dict(damping=0.6, tol=1e-12, max_iter=2000, progress=False, what="test",
                     knobs="")
     start = {"x": jnp.zeros((1, 40))}
@@ -243,7 +229,7 @@ def test_a_monotone_crawl_keeps_its_damping(x64):
 
 def test_a_horizon_of_another_layout_is_refused(x64):
     """A horizon whose leaves do not match the state's is refused, naming the argument."""
-    step, _ = _cubic_decay_map(10, 0.05)
+    step, _ = cubic_decay_map(10, 0.05)
     with pytest.raises(ValueError, match="horizon has 2 leaves; the state has 1"):
         iterate_to_fixed_point(step, {"x": jnp.zeros((1, 10))}, lambda out: out["x"],
                                horizon={"x": np.arange(10), "y": np.arange(10)}, damping=0.6,

@@ -27,13 +27,13 @@ import itertools
 import json
 import os
 import shutil
-import sys
 import warnings
 from collections.abc import Iterator
 from typing import Any
 
-import filelock
 import numpy as np
+
+from lazyrich.core.locks import held_lock
 
 
 def _zarr():  # imported on first use: ~0.1 s that a sweep storing nothing never pays
@@ -63,20 +63,10 @@ def store_lock(path: str | os.PathLike | None) -> Iterator[None]:
     if not os.path.isdir(parent):
         raise ValueError(f"store={os.fspath(path)!r} cannot be created: {parent!r} is not an "
                          f"existing directory")
-    lock = filelock.FileLock(lock_path)
-    try:
-        lock.acquire(timeout=0)
-    except filelock.Timeout:
-        print(f"store={os.fspath(path)!r} is being written by another process; waiting for it "
-              f"to finish, then resuming from its chunks", file=sys.stderr, flush=True)
-        lock.acquire()
-    except OSError as error:
-        raise ValueError(f"store={os.fspath(path)!r}: cannot create its lock file "
-                         f"{lock_path!r}: {error}") from None
-    try:
+    with held_lock(lock_path, f"store={os.fspath(path)!r}",
+                   f"store={os.fspath(path)!r} is being written by another process; waiting "
+                   f"for it to finish, then resuming from its chunks"):
         yield
-    finally:
-        lock.release()
 
 
 def _checksum(values: np.ndarray) -> str:
