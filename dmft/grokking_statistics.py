@@ -41,9 +41,12 @@ def check_spread(time, stats: dict, seeds: list, n_samples: int) -> float:
         return float("nan")
     spread = float(np.max(seed_spread(time, stats["train_loss"], stats["test_loss"])))
     if spread > MC_SPREAD_TOLERANCE:
+        how = (f"one draw's grokking or half-drop time lies {spread:.1%} from their mean "
+               f"(> {MC_SPREAD_TOLERANCE:.0%})" if np.isfinite(spread) else
+               "a loss of one draw makes a drop within the run (grokking, or half its "
+               "maximum) that another draw's never makes")
         warnings.warn(f"dmft.grokking.solve: the Monte Carlo draws of seed={seeds} disagree: "
-                      f"one draw's grokking or half-drop time lies {spread:.1%} from their "
-                      f"mean (> {MC_SPREAD_TOLERANCE:.0%}): the Monte Carlo error at "
+                      f"{how}: the Monte Carlo error at "
                       f"n_samples={n_samples} is larger than that; raise n_samples. Where that "
                       f"does not shrink the spread (alpha <= 0.25 with eps >= 0.05, P/D = 3: "
                       f"dmft/README.md) the fixed point is not self-averaging and no single "

@@ -75,9 +75,13 @@ def test_only_draws_that_disagree_beyond_the_tolerance_warn():
         warnings.simplefilter("error", ConvergenceWarning)
         close = check_spread(time, stats(1.06), [0, 1], 500)
     assert close == pytest.approx(0.06 / 2.06, rel=1e-3) and close < grokking.MC_SPREAD_TOLERANCE
-    with pytest.warns(ConvergenceWarning, match=r"seed=\[4, 7\] disagree.*n_samples=300"):
+    with pytest.warns(ConvergenceWarning, match=r"seed=\[4, 7\] disagree.*lies 20.0% from"
+                                                r".*n_samples=300"):
         far = check_spread(time, stats(1.5), [4, 7], 300)
     assert far == pytest.approx(0.2, rel=1e-3)
+    # one draw drops within the run and the other never does: said in words, not as "inf%"
+    with pytest.warns(ConvergenceWarning, match=r"makes a drop within the run .* never makes"):
+        assert check_spread(time, stats(20.0), [0, 1], 300) == np.inf
     assert np.isnan(check_spread(time, stats(1.0), [0], 500))
 
 
