@@ -263,7 +263,8 @@ def solve(alpha, eps, P_over_D, lr_scale: float = 0.5, t_max: float | None = Non
             `solve` warns ConvergenceWarning when their grokking or half-drop times differ by
             more than MC_SPREAD_TOLERANCE (5%). In the richest settings (alpha <= 0.25, eps
             >= 0.05, P/D = 3) different seeds converge to different solutions
-            (dmft/README.md): solve two there before trusting one.
+            (dmft/README.md): solve two there before trusting one. Two draws of half the
+            paths (n_samples and n_response halved) cost about one draw of all of them.
         dtype: "float64" (default) or "float32" for the whole solve; float32 is ~1.4x faster
             on CPU and agreed with float64 to ~1e-6 (relative L2 of the curves) wherever it
             was compared (dmft/README.md); it needs tol >= 1e-6. Results are float64 arrays
