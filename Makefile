@@ -23,7 +23,7 @@ demo: install
 # jax.monitoring's compile events: 861 of 1387 worker-seconds). That session's trims took the
 # uncached suite from 690 s to 634 s, and fresh clones on that machine took 687, 629, 608, then
 # 552 s as they landed (runs vary by ~10%: 560-646 s earlier); the next session's, with the
-# checkpoint and Monte Carlo tests added, 557 s (1045 tests). `make test PYTEST_WORKERS=0` runs
+# checkpoint and Monte Carlo tests added, 557 and 573 s (1045 tests). `make test PYTEST_WORKERS=0` runs
 # them in one process.
 PYTEST_WORKERS ?= auto
 test: install
