@@ -103,8 +103,9 @@ class Checkpoint:
             yield
 
     def load(self, batch: int, size: int) -> dict | None:
-        """The saved iteration (keys flat, iterations, damping, front, settled_front and, while
-        windows were active, settled), or None when there is no file yet."""
+        """The saved iteration (keys flat (batch, size), curves, iterations, residual, damping,
+        initial_damping, front, settled_front and, while windows were active, settled), or None
+        when there is no file yet."""
         if not self.path.exists():
             return None
         try:
@@ -113,7 +114,9 @@ class Checkpoint:
             header = json.loads(str(found.pop("header")))
             if header.get("format") != FORMAT:
                 raise ValueError(f"not a {FORMAT!r} file")
-            header["record"], header["loop"]["iterations"], found["flat"], found["curves"]
+            # every part a resume reads must be there (a KeyError here names the one missing)
+            _ = (header["record"], header["loop"]["iterations"], header["loop"]["residual"],
+                 found["flat"], found["curves"])
         except Exception as error:      # a foreign or damaged file: name it, touch nothing
             raise ValueError(f"checkpoint={str(self.path)!r} is not a readable checkpoint "
                              f"({type(error).__name__}: {error}); delete it or give another "
