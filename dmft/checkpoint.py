@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import pathlib
@@ -64,6 +65,12 @@ def fingerprint(arguments: dict) -> dict:
 
     return {key: plain(value) for key, value in sorted(arguments.items())
             if key not in NOT_IN_MAP}
+
+
+def short_name(value) -> str:
+    """Ten hex digits naming `repr(value)`: a file name for the work of one configuration
+    (another configuration keeps its work in another file)."""
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:10]
 
 
 def check_path(checkpoint) -> pathlib.Path | None:

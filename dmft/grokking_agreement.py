@@ -11,7 +11,6 @@ every table in `dmft/README.md`.
 
 from __future__ import annotations
 
-import hashlib
 import pathlib
 import time
 
@@ -19,7 +18,7 @@ import jax
 import numpy as np
 
 from dmft import grokking
-from dmft.checkpoint import NOT_IN_MAP
+from dmft.checkpoint import NOT_IN_MAP, short_name
 from dmft.grokking_timing import delay, grokking_time, half_drop_time
 
 
@@ -97,36 +96,33 @@ def agreement(D: int, alphas, eps: float, P_over_D: float, seeds: int = 8,
     seed_list = list(range(seeds))
     cell = f"D{D}_eps{eps:g}_PD{P_over_D:g}_s{seeds}_h{horizon:g}"
     # solves with other settings get other checkpoints (a checkpoint refuses another solve)
-    tag = hashlib.sha256(repr(sorted((k, v) for k, v in settings.items()
-                                     if k not in NOT_IN_MAP)).encode()).hexdigest()[:8]
+    tag = short_name(sorted((k, v) for k, v in settings.items() if k not in NOT_IN_MAP))
+    named = "_".join(f"{a:g}" for a in alphas)
 
-    def kept(name: str) -> dict:
-        return {} if keep is None else {name: pathlib.Path(keep) / name_of[name]}
+    def kept(argument: str, file_name: str) -> dict:
+        return {} if keep is None else {argument: pathlib.Path(keep) / file_name}
 
-    name_of = {"store": f"sim_{cell}_a{'_'.join(f'{a:g}' for a in alphas)}.zarr"}
     start = time.perf_counter()
     sim = lazyrich.sweep("grokking", alpha=[float(a) for a in alphas], eps=eps, D=D, P=P, N=1,
                          n_test=10, lr_scale=lr_scale, steps=int(steps), log_every=10,
-                         dynamics="infinite", seed=seed_list, progress=False, **kept("store"))
+                         dynamics="infinite", seed=seed_list, progress=False,
+                         **kept("store", f"sim_{cell}_a{named}.zarr"))
     sim_seconds = time.perf_counter() - start
     scales = teacher_scales(seed_list, D, P)
     target = scales if teacher == "per_seed" else float(np.mean(scales))
     start = time.perf_counter()
     if grid == "uniform":
-        name_of["checkpoint"] = (f"dmft_{cell}_{teacher}_a{'_'.join(f'{a:g}' for a in alphas)}"
-                                  f"_{tag}.npz")
         solved = grokking.solve(list(alphas), eps, P / D, lr_scale, t_max=horizon * D, D=D,
                                 target_scale=target, progress=False, **settings,
-                                **kept("checkpoint"))
+                                **kept("checkpoint", f"dmft_{cell}_{teacher}_a{named}_{tag}.npz"))
         theories = {float(a): solved.sel(alpha=a) for a in alphas}
     else:
-        theories = {}
-        for a in alphas:
-            name_of["checkpoint"] = f"dmft_{cell}_{teacher}_a{a:g}_adaptive_{tag}.npz"
-            theories[float(a)] = grokking.solve(
-                float(a), eps, P / D, lr_scale, D=D, target_scale=target,
-                times=grokking.adaptive_times(horizon * D, D, P / D, a, eps), scheme="implicit",
-                progress=False, **settings, **kept("checkpoint")).isel(alpha=0)
+        theories = {float(a): grokking.solve(
+            float(a), eps, P / D, lr_scale, D=D, target_scale=target,
+            times=grokking.adaptive_times(horizon * D, D, P / D, a, eps), scheme="implicit",
+            progress=False, **settings,
+            **kept("checkpoint", f"dmft_{cell}_{teacher}_a{a:g}_adaptive_{tag}.npz"),
+        ).isel(alpha=0) for a in alphas}
     theory_seconds = time.perf_counter() - start
     # several Monte Carlo draws (seed=[...]): the row compares their mean and reports spread
     spreads = {a: t.attrs.get("mc_spread", float("nan")) for a, t in theories.items()}

@@ -9,7 +9,6 @@ three stages (simulation, theory, figure) as they start and end with the file it
 
 from __future__ import annotations
 
-import hashlib
 import pathlib
 from collections.abc import Sequence
 
@@ -81,7 +80,7 @@ def compare_command(argv: Sequence[str]) -> int:
     keep = _keep_folder(args.keep)
     stages = Stages("lazyrich compare", 3)
     with stages.stage(f"simulation: {runs_in(params)} run(s) of grokking"):
-        kept = {} if keep is None else {"store": keep / f"simulation_{_tag(params)}.zarr"}
+        kept = {} if keep is None else {"store": keep / _store_name(params)}
         ds = sweep(experiment.name, chunk_size=args.chunk_size, progress=not args.no_progress,
                    **params, **kept)
     scalars = {name: ds.attrs[name] for name in SINGLE_VALUED}
@@ -109,9 +108,12 @@ def _keep_folder(keep: str | None) -> pathlib.Path | None:
     return folder
 
 
-def _tag(params: dict) -> str:
-    """A short name for a sweep's parameters (another command keeps its work elsewhere)."""
-    return hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:10]
+def _store_name(params: dict) -> str:
+    """The simulation store's file name in --keep's folder, after the sweep's parameters."""
+    # the command line is an application on top of both packages: it may import dmft
+    from dmft.checkpoint import short_name
+
+    return f"simulation_{short_name(sorted(params.items()))}.zarr"
 
 
 def _theory(name: str, ds, scalars: dict, progress: bool, max_points: int, n_samples: int,

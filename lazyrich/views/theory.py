@@ -166,9 +166,9 @@ def _solved_per_grid(scalars: dict, alphas, scales, max_points: int, n_samples: 
     each group of alphas that share a grid (`dmft_grids`), printing the grid and its cost first
     (stderr). `keep`: a folder for each solve's checkpoint (`dmft.checkpoint`), named after
     what it solves."""
-    import hashlib
     import sys
 
+    from dmft.checkpoint import short_name
     from dmft.grokking import estimate_cost, solve
 
     lam = scalars["P"] / scalars["D"]
@@ -184,10 +184,9 @@ def _solved_per_grid(scalars: dict, alphas, scales, max_points: int, n_samples: 
                         target_scale=list(scales), seed=list(range(draws)) if draws > 1 else 0,
                         **sizes)
         if keep is not None:
-            what = repr((group, scalars["eps"], lam, scalars["lr_scale"], sorted(
-                (k, np.asarray(v).tolist()) for k, v in settings.items())))
-            tag = hashlib.sha256(what.encode()).hexdigest()[:10]
-            settings["checkpoint"] = keep / f"dmft_{tag}.npz"
+            what = (group, scalars["eps"], lam, scalars["lr_scale"],
+                    sorted((k, np.asarray(v).tolist()) for k, v in settings.items()))
+            settings["checkpoint"] = keep / f"dmft_{short_name(what)}.npz"
         theory = solve(group, scalars["eps"], lam, scalars["lr_scale"], tol=1e-5,
                        progress=progress, **settings)
         curves = theory.isel(eps=0).mean("target_scale")
